@@ -1,0 +1,57 @@
+"""Hook specifications: everything a ferbench plugin can provide or observe.
+
+A plugin is a plain module with ``@ferbench.hookimpl`` functions named after these specs, made known
+through an entry point in the ``ferbench`` group::
+
+    [project.entry-points.ferbench]
+    myplugin = "my_package.ferbench_plugin"
+
+Registration hooks return lists of spec records (:mod:`ferbench.interfaces`). Lifecycle hooks observe a
+run; ferbench calls each plugin's implementation on its own, so an error in one plugin is reported by
+name and never stops the others or the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ferbench")
+
+
+@hookspec
+def ferbench_register_methods() -> list:
+    """Return :class:`~ferbench.interfaces.MethodSpec` s: methods ``ferbench run --method`` can run."""
+
+
+@hookspec
+def ferbench_register_components() -> list:
+    """Return :class:`~ferbench.interfaces.ComponentSpec` s: encoders, generators, discriminators and
+    classifiers (backbones), single ones or whole families such as ``timm:*``."""
+
+
+@hookspec
+def ferbench_register_datasets() -> list:
+    """Return :class:`~ferbench.interfaces.DatasetSpec` s: datasets and dataset formats."""
+
+
+@hookspec
+def ferbench_register_protocols() -> list:
+    """Return :class:`~ferbench.interfaces.ProtocolSpec` s: how a dataset is cut into train and test."""
+
+
+@hookspec
+def ferbench_run_start(run: dict[str, Any]) -> None:
+    """A run is starting. ``run`` holds its id, method, components, dataset, protocol, seed, config and
+    output folder."""
+
+
+@hookspec
+def ferbench_epoch_end(run: dict[str, Any], fold: str, epoch: int, metrics: dict[str, float]) -> None:
+    """A training epoch of ``fold`` ended with these ``metrics`` (loss, train accuracy, lr, ...)."""
+
+
+@hookspec
+def ferbench_run_end(run: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """A run ended; ``results`` are the result records written (one per fold and test split)."""

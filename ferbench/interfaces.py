@@ -1,0 +1,201 @@
+"""The parts a FER method is made of, and the specs plugins register them with.
+
+Components are ``torch.nn.Module`` subclasses with a fixed call signature, so a method can compose any
+registered component by name: any classifier can be the Arabian GAN's frozen Cnet or the latent-VGG19
+lens. Plugins return the ``*Spec`` records from the registration hooks in :mod:`ferbench.hookspecs`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferbench.data import Dataset
+
+COMPONENT_KINDS = ("encoder", "generator", "discriminator", "classifier")
+
+
+# --- components -----------------------------------------------------------------------------------
+
+class Encoder(nn.Module, ABC):
+    """Image ``(N, C, S, S)`` -> latent/features ``(N, latent_dim)``."""
+
+    latent_dim: int
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class Generator(nn.Module, ABC):
+    """Latent ``(N, latent_dim)`` [+ labels ``(N,)``] -> image ``(N, out_chans, S, S)`` in [-1, 1]."""
+
+    latent_dim: int
+    out_chans: int
+    image_size: int
+
+    @abstractmethod
+    def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+class Discriminator(nn.Module, ABC):
+    """Image [+ labels] -> one real-vs-generated logit per image, ``(N,)``."""
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+class Classifier(nn.Module, ABC):
+    """Image ``(N, in_chans, S, S)`` -> class logits ``(N, num_classes)``; ``features`` gives the
+    penultimate representation ``(N, feature_dim)`` that the logits are a linear function of."""
+
+    num_classes: int
+    in_chans: int
+    feature_dim: int
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def features(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+# --- methods --------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Tracker(Protocol):
+    """Wraps an iterable in a progress bar: ``for batch in ctx.track(batches, "epoch 3"): ...``."""
+
+    def __call__(self, iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]: ...
+
+
+@dataclass
+class RunContext:
+    """What the runner hands a method for one fold.
+
+    ``config`` holds the resolved hyperparameters (plugin defaults < registry.yaml < command line),
+    ``components`` the component name for each role. ``adaptation`` holds training images of the test
+    domain for cross-dataset methods (None otherwise). A method reports per-epoch metrics through
+    ``epoch_end`` (which feeds the ``ferbench_epoch_end`` hook) and writes artifacts into ``out_dir``.
+    """
+
+    config: dict[str, Any]
+    components: dict[str, str]
+    seed: int
+    device: torch.device
+    out_dir: Path
+    build: Callable[..., nn.Module]
+    track: Tracker
+    epoch_end: Callable[[int, dict[str, float]], None]
+    adaptation: Dataset | None = None
+
+
+class Method(ABC):
+    """A FER method: fit on a training set, predict class probabilities for a test set.
+
+    ``classes`` (set by ``fit``) are the canonical names the probability columns stand for; the runner
+    scores predictions over the classes a test set shares with them.
+    """
+
+    classes: tuple[str, ...] = ()
+
+    @abstractmethod
+    def fit(self, train: Dataset, ctx: RunContext) -> None: ...
+
+    @abstractmethod
+    def predict(self, data: Dataset) -> np.ndarray:
+        """Probabilities ``(len(data), len(self.classes))``."""
+
+    def report(self, test: Dataset, ctx: RunContext) -> dict[str, Any]:
+        """Extra metrics for ``test`` beyond accuracy (JSON-serialisable); may write artifacts to ``ctx.out_dir``."""
+        return {}
+
+    def save(self, directory: Path) -> None:
+        """Save what was trained so it can be reused without retraining (optional)."""
+
+
+# --- registration records -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A buildable component. ``build(**kwargs)`` returns the module.
+
+    A *family* (``members`` set) registers a whole namespace: ``name`` is a prefix ending in ``:``
+    (``"timm:"``), ``members()`` lists the valid suffixes, and ``build(member, **kwargs)`` gets the suffix.
+    Classifiers are built with ``num_classes``, ``in_chans`` and ``image_size`` keyword arguments.
+    """
+
+    kind: str
+    name: str
+    build: Callable[..., nn.Module]
+    summary: str = ""
+    members: Callable[[], Iterable[str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in COMPONENT_KINDS:
+            raise ValueError(f"component {self.name!r}: kind must be one of {COMPONENT_KINDS}, got {self.kind!r}")
+        if self.members is not None and not self.name.endswith(":"):
+            raise ValueError(f"component family {self.name!r}: a family name must end with ':'")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: ``build()`` returns a fresh :class:`Method`; ``defaults`` are its hyperparameters and
+    ``components`` its default component name per role."""
+
+    name: str
+    build: Callable[[], Method]
+    summary: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    components: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset or a dataset format. ``load(**options)`` returns a :class:`Dataset`.
+
+    Path-based loaders take a ``root`` option; registry.yaml binds a loader to paths and options under a
+    dataset name. ``sniff(path)`` says whether a folder is in this loader's format, so that a folder can be
+    given where a dataset name is expected. ``protocol`` is the dataset's default protocol.
+    """
+
+    name: str
+    load: Callable[..., Dataset]
+    summary: str = ""
+    protocol: str = "holdout"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sniff: Callable[[Path], bool] | None = None
+
+
+@dataclass
+class Fold:
+    """One train/evaluate unit of a protocol: train on ``train``, score on each set in ``tests``."""
+
+    name: str
+    train: Dataset
+    tests: dict[str, Dataset]
+    adaptation: Dataset | None = None
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    seed: int = 0
+    folds: int = 10
+    target: Dataset | None = None
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """An evaluation protocol: ``folds(dataset, options)`` yields the :class:`Fold` s to run."""
+
+    name: str
+    folds: Callable[[Dataset, ProtocolOptions], Iterable[Fold]]
+    summary: str = ""
+    needs_target: bool = False

@@ -1,0 +1,28 @@
+"""Scores for a set of predictions, computed with scikit-learn so they mean what readers expect."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 over the classes present in ``labels``, per-class true-positive rate (recall),
+    support and the confusion matrix (rows: true class, columns: predicted class), all over ``classes``."""
+    predicted = probabilities.argmax(1)
+    everything = list(range(len(classes)))
+    present = sorted(set(labels.tolist()))
+    tpr = recall_score(labels, predicted, labels=everything, average=None, zero_division=0)
+    support = np.bincount(labels, minlength=len(classes))
+    return {
+        "accuracy": float(accuracy_score(labels, predicted)) if len(labels) else float("nan"),
+        "macro_f1": float(f1_score(labels, predicted, labels=present, average="macro", zero_division=0))
+        if present else float("nan"),
+        "per_class_tpr": {c: (float(t) if s else None) for c, t, s in zip(classes, tpr, support)},
+        "support": {c: int(s) for c, s in zip(classes, support)},
+        "predicted_distribution": {c: int(k) for c, k in zip(classes, np.bincount(predicted, minlength=len(classes)))},
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=everything).tolist(),
+        "classes": list(classes),
+    }

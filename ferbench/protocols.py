@@ -1,0 +1,114 @@
+"""The evaluation protocols the core provides, registered through the same hook a plugin would use.
+
+- ``holdout``: train on the release's ``train`` split, score on each other split (FER2013: public and
+  private test; the synthetic set: its subject-disjoint test split).
+- ``kfold``: stratified k-fold over images, ignoring who is in them: the folds most FER papers report
+  (the latent-VGG19 paper's CK+ 10-fold). The same person lands in train and test, which flatters accuracy.
+- ``subject-kfold``: stratified k-fold with every person's images in one fold only (subject-independent).
+- ``cross-dataset``: train on the ``--target`` dataset, score on the ``--dataset`` one, and hand the
+  method the dataset's training images as adaptation data (the Arabian GAN's setting).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from ferbench import hookimpl
+from ferbench.data import Dataset
+from ferbench.errors import DatasetError
+from ferbench.interfaces import Fold, ProtocolOptions, ProtocolSpec
+
+TRAIN_SPLIT = "train"
+
+
+def evaluation_splits(dataset: Dataset) -> list[str]:
+    return [s for s in dataset.split_names if s != TRAIN_SPLIT]
+
+
+def holdout(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
+    tests = evaluation_splits(dataset)
+    if TRAIN_SPLIT not in dataset.split_names or not tests:
+        raise DatasetError(
+            f"dataset {dataset.name!r} has splits {dataset.split_names}, not a 'train' split and a test split; "
+            "use --protocol kfold or --protocol subject-kfold"
+        )
+    yield Fold("holdout", dataset.split(TRAIN_SPLIT), {s: dataset.split(s) for s in tests})
+
+
+def kfold(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
+    _check_folds(dataset, options.folds)
+    splitter = StratifiedKFold(n_splits=options.folds, shuffle=True, random_state=options.seed)
+    yield from _folds(dataset, splitter.split(np.zeros(len(dataset)), dataset.labels))
+
+
+def subject_kfold(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
+    _check_folds(dataset, options.folds)
+    if (dataset.subjects == "").any():
+        raise DatasetError(
+            f"dataset {dataset.name!r} does not record who is in every image, so it cannot be split by "
+            "subject; use --protocol kfold (image-level folds)"
+        )
+    people = len(set(dataset.subjects.tolist()))
+    if people < options.folds:
+        raise DatasetError(f"dataset {dataset.name!r} has {people} subjects, fewer than --folds {options.folds}")
+    splitter = StratifiedGroupKFold(n_splits=options.folds, shuffle=True, random_state=options.seed)
+    yield from _folds(dataset, splitter.split(np.zeros(len(dataset)), dataset.labels, dataset.subjects))
+
+
+def cross_dataset(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
+    target = options.target
+    if target is None:
+        raise DatasetError("--protocol cross-dataset needs --target: the dataset the models are trained on")
+    train = target.split(TRAIN_SPLIT) if TRAIN_SPLIT in target.split_names else target
+    if TRAIN_SPLIT in dataset.split_names and evaluation_splits(dataset):
+        adaptation = dataset.split(TRAIN_SPLIT)
+        tests = {s: dataset.split(s) for s in evaluation_splits(dataset)}
+    else:
+        # No release split: half the people adapt, the other half are scored, so no face is in both.
+        adaptation, test = _split_people(dataset, options.seed)
+        tests = {"test": test}
+    shared = [c for c in train.classes if c in dataset.classes]
+    if len(shared) < 2:
+        raise DatasetError(
+            f"datasets {train.name!r} and {dataset.name!r} share {len(shared)} class(es) {shared}; need at least 2"
+        )
+    yield Fold("cross", train, tests, adaptation=adaptation)
+
+
+def _check_folds(dataset: Dataset, folds: int) -> None:
+    if folds < 2:
+        raise DatasetError(f"--folds must be at least 2, got {folds}")
+    smallest = min(dataset.class_counts().values(), default=0)
+    if smallest < folds:
+        raise DatasetError(
+            f"dataset {dataset.name!r} has a class with {smallest} images, fewer than --folds {folds}"
+        )
+
+
+def _folds(dataset: Dataset, splits) -> Iterator[Fold]:
+    for k, (train_index, test_index) in enumerate(splits, start=1):
+        name = f"fold-{k:02d}"
+        yield Fold(name, dataset.select(train_index, f"{dataset.name}[{name} train]"),
+                   {"test": dataset.select(test_index, f"{dataset.name}[{name} test]")})
+
+
+def _split_people(dataset: Dataset, seed: int) -> tuple[Dataset, Dataset]:
+    keys = dataset.subjects if not (dataset.subjects == "").any() else np.arange(len(dataset)).astype(str)
+    people = np.array(sorted(set(keys.tolist())))
+    np.random.default_rng(seed).shuffle(people)
+    in_adaptation = np.isin(keys, people[: len(people) // 2])
+    return (dataset.select(in_adaptation, f"{dataset.name}[adaptation]"),
+            dataset.select(~in_adaptation, f"{dataset.name}[test]"))
+
+
+@hookimpl
+def ferbench_register_protocols() -> list[ProtocolSpec]:
+    return [
+        ProtocolSpec("holdout", holdout, "train on the 'train' split, score on every other split"),
+        ProtocolSpec("kfold", kfold, "stratified k-fold over images (--folds, default 10)"),
+        ProtocolSpec("subject-kfold", subject_kfold, "stratified k-fold, each person in one fold only"),
+        ProtocolSpec("cross-dataset", cross_dataset, "train on --target, score on --dataset", needs_target=True),
+    ]

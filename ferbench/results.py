@@ -1,0 +1,145 @@
+"""Result records: one JSON per fold and test split, with everything needed to read and rerun it.
+
+Schema ``ferbench.result/1``. A run writes ``results/<run_id>/<fold>/result-<split>.json`` beside its
+confusion-matrix PNG and saved model; the leaderboard reads every record under ``results/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+import ferbench
+from ferbench.files import write_json
+
+RESULT_SCHEMA = "ferbench.result/1"
+REQUIRED_FIELDS = (
+    "schema", "run_id", "created", "method", "components", "dataset", "train_dataset", "protocol",
+    "fold", "test_split", "seed", "config", "data", "metrics", "timings", "environment", "device", "git",
+)
+TRACKED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "opencv-python-headless",
+                    "safetensors", "pluggy")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def new_run_id(method: str, dataset: str, protocol: str, seed: int) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{slug(method)}-{slug(dataset)}-{protocol}-s{seed}-{secrets.token_hex(2)}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def environment(plugins: dict[str, str] | None = None) -> dict[str, Any]:
+    packages = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return {"ferbench": ferbench.__version__, "python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": packages, "plugins": plugins or {}}
+
+
+def git_info() -> dict[str, Any]:
+    """Commit of the ferbench source tree, and whether it had uncommitted changes (None outside git)."""
+    source = Path(ferbench.__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"type": device.type, "cpu": _cpu_name(), "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    else:
+        info["name"] = f"cpu ({info['cpu']}, {info['cpu_threads']} threads)"
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_result(path: str | Path, record: dict[str, Any]) -> Path:
+    problems = validate_result(record)
+    if problems:
+        raise ValueError(f"refusing to write an invalid result to {path}: {'; '.join(problems)}")
+    return write_json(path, record)
+
+
+def validate_result(record: Any) -> list[str]:
+    """What is wrong with ``record`` as a ``ferbench.result/1`` record (empty when it is valid)."""
+    if not isinstance(record, dict):
+        return ["not a JSON object"]
+    if record.get("schema") != RESULT_SCHEMA:
+        return [f"schema is {record.get('schema')!r}, not {RESULT_SCHEMA!r}"]
+    problems = [f"missing field {f!r}" for f in REQUIRED_FIELDS if f not in record]
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("accuracy"), (int, float)):
+        problems.append("metrics.accuracy is missing or not a number")
+    return problems
+
+
+def load_results(root: str | Path) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+    """Every valid result under ``root``, and the JSON files skipped with the reason for each.
+
+    Files of other schemas (``results/bench/``, saved-model records) are skipped quietly by the caller's
+    choice: they are returned as skipped with reason ``other schema``.
+    """
+    records, skipped = [], []
+    for path in sorted(Path(root).rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            skipped.append((path, f"unreadable: {error}"))
+            continue
+        schema = record.get("schema") if isinstance(record, dict) else None
+        if schema != RESULT_SCHEMA and (not isinstance(schema, str) or not schema.startswith("ferbench.result/")):
+            skipped.append((path, "other schema"))
+            continue
+        problems = validate_result(record)
+        if problems:
+            skipped.append((path, "; ".join(problems)))
+            continue
+        record["_path"] = os.fspath(path)
+        records.append(record)
+    return records, skipped
+
+
+def iter_reasons(skipped: Iterable[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """The skipped files worth telling the user about (not the other-schema ones)."""
+    return [(p, r) for p, r in skipped if r != "other schema"]

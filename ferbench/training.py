@@ -1,0 +1,197 @@
+"""Supervised training of any registered classifier: the method behind ``--method timm:resnet18``.
+
+One obvious loop in the style of nanoGPT/airbench: the whole training set sits on the device as uint8,
+each batch is converted, normalised and augmented there, AdamW with a one-cycle schedule, bf16 autocast
+and channels_last on CUDA. Other methods reuse :func:`train_classifier` and :func:`predict_proba` (the
+Arabian GAN's Cnet, the latent-VGG19 classifier).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ferbench.checkpoint import load_weights, save_model
+from ferbench.data import Dataset, InputSpec
+from ferbench.errors import ConfigError
+from ferbench.interfaces import Method, MethodSpec, RunContext
+
+SUPERVISED_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.1,
+    "augment": True,
+    "drop_rate": 0.0,
+    "image_size": None,  # None: the training set's own size
+    "in_chans": None,  # None: the training set's own channels
+    "weights": None,  # a local weights file to start from (safetensors or a weights-only checkpoint)
+    "eval_batch_size": 256,
+}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator, max_rotate: float = 10.0,
+                  max_shift: float = 0.08, max_zoom: float = 0.1) -> torch.Tensor:
+    """Per-image random rotation, shift, zoom and horizontal flip, in one ``grid_sample`` call."""
+    n = x.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator) * (high - low) + low
+
+    angle = uniform(-max_rotate, max_rotate) * math.pi / 180
+    zoom = uniform(1 - max_zoom, 1 + max_zoom)
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([
+        torch.stack([cos * flip, -sin, uniform(-max_shift, max_shift) * 2], dim=1),
+        torch.stack([sin * flip, cos, uniform(-max_shift, max_shift) * 2], dim=1),
+    ], dim=1).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, config: dict[str, Any],
+                     device: torch.device, seed: int, track: Callable = lambda it, *a, **k: it,
+                     epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None) -> list[dict[str, float]]:
+    """Train ``model`` on ``train`` with cross-entropy; returns the per-epoch metrics."""
+    epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    images = torch.from_numpy(train.images).to(device)
+    labels = torch.from_numpy(train.labels.astype(np.int64)).to(device)
+    n = len(train)
+    # Full batches only: a batch of one breaks batch norm, and equal steps keep epochs comparable.
+    steps = max(1, n // batch_size) if n >= batch_size else 1
+    batch_size = min(batch_size, n)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
+                                  weight_decay=float(config["weight_decay"]), fused=cuda or None)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
+                                                   total_steps=epochs * steps, pct_start=0.2)
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=generator)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        for step in track(range(steps), f"epoch {epoch}/{epochs}", total=steps):
+            index = order[step * batch_size:(step + 1) * batch_size].to(device)
+            x = input_spec(images[index])
+            if config["augment"]:
+                x = random_affine(x, generator)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = labels[index]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=float(config["label_smoothing"]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+        seen = steps * batch_size
+        metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
+                   "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
+        if not math.isfinite(metrics["loss"]):
+            raise FloatingPointError(f"training loss became {metrics['loss']} in epoch {epoch}")
+        history.append({"epoch": epoch, **metrics})
+        epoch_end(epoch, metrics)
+    return history
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: np.ndarray, input_spec: InputSpec, device: torch.device,
+                  batch_size: int = 256) -> np.ndarray:
+    """Class probabilities ``(N, num_classes)`` for uint8 images."""
+    model.to(device).eval()
+    cuda = device.type == "cuda"
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
+        x = input_spec(batch)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = model(x)
+        outputs.append(logits.float().softmax(1).cpu())
+    if not outputs:
+        return np.zeros((0, getattr(model, "num_classes", 0)), dtype=np.float32)
+    return torch.cat(outputs).numpy()
+
+
+class SupervisedMethod(Method):
+    """Train the classifier named by the ``classifier`` role with cross-entropy, then predict with it."""
+
+    def fit(self, train: Dataset, ctx: RunContext) -> None:
+        config = ctx.config
+        self.device = ctx.device
+        self.eval_batch_size = int(config["eval_batch_size"])
+        in_chans = int(config["in_chans"] or train.channels)
+        image_size = int(config["image_size"] or max(train.image_size))
+        self.classes = train.classes
+        self.component = ctx.components["classifier"]
+        self.build_args = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size,
+                           "drop_rate": float(config["drop_rate"])}
+        self.model = ctx.build("classifier", self.component, **self.build_args)
+        if config["weights"]:
+            self.weights_report = load_weights(self.model, config["weights"])
+        self.input_spec = InputSpec.fit(train.images, in_chans, image_size)
+        self.history = train_classifier(self.model, train, self.input_spec, config, ctx.device, ctx.seed,
+                                        ctx.track, ctx.epoch_end)
+
+    def predict(self, data: Dataset) -> np.ndarray:
+        return predict_proba(self.model, data.images, self.input_spec, self.device, self.eval_batch_size)
+
+    def report(self, test: Dataset, ctx: RunContext) -> dict[str, Any]:
+        extra: dict[str, Any] = {"history": self.history}
+        if getattr(self, "weights_report", None):
+            extra["weights"] = self.weights_report
+        return extra
+
+    def save(self, directory: Path, trained_by: dict[str, Any] | None = None) -> None:
+        save_model(directory, self.model.cpu(), kind="classifier", component=self.component,
+                   build=self.build_args, classes=self.classes, input_spec=self.input_spec,
+                   trained_by=trained_by or {})
+        self.model.to(self.device)
+
+
+def supervised_spec(classifier: str) -> MethodSpec:
+    """The method that trains classifier ``classifier`` on its own: what ``--method timm:resnet18`` means."""
+    return MethodSpec(name=classifier, build=SupervisedMethod, summary=f"supervised training of {classifier}",
+                      defaults=SUPERVISED_DEFAULTS, components={"classifier": classifier})
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Reject values no run can use before any training starts, naming the option."""
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if key in config and (not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1):
+            raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    for key in ("lr", "weight_decay", "label_smoothing", "drop_rate"):
+        if key in config and (not isinstance(config[key], (int, float)) or config[key] < 0):
+            raise ConfigError(f"{key} must be a non-negative number, got {config[key]!r}")
+    if config.get("image_size") is not None and (not isinstance(config["image_size"], int) or config["image_size"] < 8):
+        raise ConfigError(f"image_size must be an integer of at least 8, got {config['image_size']!r}")
+    if config.get("in_chans") not in (None, 1, 3):
+        raise ConfigError(f"in_chans must be 1 or 3, got {config['in_chans']!r}")
+    if config.get("weights") and not Path(str(config["weights"])).expanduser().is_file():
+        raise ConfigError(f"weights file {config['weights']} does not exist")

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny learnable datasets, a plugin manager with test plugins, a zoo on a temp registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_PLUGIN = ROOT / "examples" / "ferbench-example-plugin"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(EXAMPLE_PLUGIN))  # the example plugin's module, for in-process tests
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/plugin_fixtures
+
+from plugin_fixtures.squares_plugin import make_squares  # noqa: E402
+
+
+@pytest.fixture
+def squares():
+    return make_squares
+
+
+@pytest.fixture
+def write_registry(tmp_path):
+    """Write a registry dict (or YAML text) to a temp file and return its path."""
+
+    def write(content, name="registry.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def test_plugins(monkeypatch):
+    """Make the test plugin modules (tests/plugin_fixtures) and the example plugin loadable by name."""
+    monkeypatch.setenv("FERBENCH_PLUGINS", "ferbench_example,plugin_fixtures.squares_plugin")
+    return ["ferbench_example", "plugin_fixtures.squares_plugin"]
+
+
+@pytest.fixture
+def zoo(test_plugins, write_registry):
+    """A zoo with every installed plugin plus the test plugins, and an empty registry."""
+    from ferbench.plugins import PluginManager
+    from ferbench.registry import Zoo
+
+    return Zoo(PluginManager(), write_registry({"version": 1}))

@@ -1,0 +1,73 @@
+"""The command line, through typer's test runner and, for the real entry point, a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ferbench.cli import app, parse_value
+from conftest import ROOT
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli(test_plugins, write_registry, monkeypatch):
+    monkeypatch.setenv("FERBENCH_REGISTRY", str(write_registry({"version": 1})))
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_parse_value():
+    assert parse_value("3") == 3 and parse_value("1e-3") == 0.001 and parse_value("True") is True
+    assert parse_value("none") is None and parse_value("timm:resnet18") == "timm:resnet18"
+
+
+def test_list_and_plugins(cli):
+    listing = cli("list")
+    assert listing.exit_code == 0
+    for name in ("example-tinycnn", "squares", "holdout", "subject-kfold", "timm:<name>"):
+        assert name in listing.output
+    plugins = cli("plugins")
+    assert plugins.exit_code == 0 and "ferbench_example" in plugins.output and "squares" in plugins.output
+
+
+def test_run_leaderboard_and_eval(cli, tmp_path):
+    out = tmp_path / "results"
+    done = cli("run", "--method", "example-tinycnn", "--dataset", "squares", "--epochs", "2", "--batch-size", "8",
+               "--set", "lr=0.01", "--seed", "0", "--seed", "1", "--device", "cpu", "--out", out)
+    assert done.exit_code == 0, done.output
+    assert "accuracy" in done.output and "confusion matrix" in done.output
+    results = sorted(out.rglob("result-test.json"))
+    assert len(results) == 2
+    board = cli("leaderboard", "--results", out)
+    assert board.exit_code == 0
+    markdown = (out / "LEADERBOARD.md").read_text()
+    assert "| example-tinycnn | squares" in markdown and "| 2 " in markdown
+    model = results[0].parent / "model"
+    evaluated = cli("eval", "--model", model, "--dataset", "squares-rgb", "--device", "cpu", "--out", out)
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "trained on squares" in evaluated.output
+
+
+def test_errors_are_one_clear_line_and_exit_2(test_plugins, write_registry, tmp_path):
+    env = {**os.environ, "FERBENCH_REGISTRY": str(write_registry({"version": 1})), "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "examples" / "ferbench-example-plugin")])}
+    done = subprocess.run([sys.executable, "-m", "ferbench.cli", "run", "--method", "example-tinycnn", "--dataset",
+                           "squares", "--epochs", "-1", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert "error: epochs must be a positive integer, got -1" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_bad_set_syntax(cli, tmp_path):
+    with pytest.raises(Exception, match="--set takes KEY=VALUE"):
+        cli("run", "--method", "example-tinycnn", "--dataset", "squares", "--set", "epochs", "--out", tmp_path)

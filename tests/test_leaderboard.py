@@ -1,0 +1,76 @@
+"""Leaderboard aggregation on hand-made result files: mean ± SD, paper numbers, skipped files."""
+
+import json
+import statistics
+
+from ferbench.leaderboard import build_leaderboard, mean_sd, write_leaderboard
+from ferbench.results import RESULT_SCHEMA
+
+PAPER = [{"method": "m1", "dataset": "d1", "protocol": "kfold", "metric": "accuracy", "value": 90.0, "paper": "P"},
+         {"method": "m9", "dataset": "d1", "protocol": "kfold", "metric": "accuracy", "value": 80.0, "paper": "Q"}]
+
+
+def result(method="m1", dataset="d1", protocol="kfold", fold="fold-01", seed=0, accuracy=0.9, macro_f1=0.8,
+           device="cpu", status="ok"):
+    return {"schema": RESULT_SCHEMA, "run_id": f"r-{seed}", "created": "2026-11-22T00:00:00+00:00",
+            "method": method, "components": {}, "dataset": dataset, "train_dataset": dataset, "protocol": protocol,
+            "fold": fold, "test_split": "test", "seed": seed, "config": {"epochs": 5}, "data": {},
+            "metrics": {"accuracy": accuracy, "macro_f1": macro_f1}, "timings": {}, "environment": {},
+            "device": {"type": "cuda", "name": "NVIDIA H100"} if device != "cpu" else {"type": "cpu"},
+            "git": {}, "status": status}
+
+
+def write(tmp_path, name, record):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(record if isinstance(record, str) else json.dumps(record))
+
+
+def test_mean_and_sample_sd_over_folds_and_seeds(tmp_path):
+    accuracies = [0.91, 0.93, 0.88, 0.95]
+    for i, acc in enumerate(accuracies):
+        write(tmp_path, f"run{i}/fold/result.json", result(fold=f"fold-0{i % 2}", seed=i // 2, accuracy=acc))
+    table, skipped = build_leaderboard(tmp_path, PAPER)
+    row = table.iloc[0]
+    values = [100 * a for a in accuracies]
+    assert row["Accuracy %"] == f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    assert row["Runs"] == 4 and row["Paper %"] == "90.00"
+    assert row["Δ vs paper"] == f"{statistics.mean(values) - 90:+.2f}"
+    assert skipped == []
+
+
+def test_groups_by_device_and_shows_unreproduced_paper_numbers(tmp_path):
+    write(tmp_path, "a.json", result(accuracy=0.5))
+    write(tmp_path, "b.json", result(accuracy=0.7, device="gpu"))
+    table, _ = build_leaderboard(tmp_path, PAPER)
+    assert sorted(table["Device"]) == ["-", "NVIDIA H100", "cpu"]
+    missing = table[table["Method"] == "m9"].iloc[0]
+    assert missing["Accuracy %"] == "not run" and missing["Runs"] == 0 and missing["Paper %"] == "80.00"
+
+
+def test_corrupt_foreign_and_failed_files_are_skipped_and_named(tmp_path):
+    write(tmp_path, "good.json", result())
+    write(tmp_path, "truncated.json", json.dumps(result())[:50])
+    write(tmp_path, "old.json", {**result(), "metrics": {}})
+    write(tmp_path, "bench/b.json", {"schema": "ferbench.bench/1"})
+    write(tmp_path, "failed.json", result(status="failed", accuracy=0.0))
+    table, skipped = build_leaderboard(tmp_path, [])
+    assert len(table) == 1 and table.iloc[0]["Runs"] == 1
+    reasons = {path.name: reason for path, reason in skipped}
+    assert set(reasons) == {"truncated.json", "old.json"}
+    assert reasons["truncated.json"].startswith("unreadable") and "metrics.accuracy" in reasons["old.json"]
+
+
+def test_write_leaderboard_markdown(tmp_path):
+    write(tmp_path, "a.json", result())
+    _, _, path = write_leaderboard(tmp_path, PAPER)
+    text = path.read_text()
+    assert path.name == "LEADERBOARD.md" and "| m1 " in text and "90.00" in text and "not run" in text
+
+
+def test_mean_sd_formats():
+    import pandas as pd
+
+    assert mean_sd(pd.Series([], dtype=float)) == "-"
+    assert mean_sd(pd.Series([50.0])) == "50.00"
+    assert mean_sd(pd.Series([50.0, 52.0])) == "51.00 ± 1.41"

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from ferbench.errors import DatasetError
+from ferbench.interfaces import ProtocolOptions
+from ferbench.protocols import cross_dataset, holdout, kfold, subject_kfold
+
+
+def test_holdout_trains_on_train_and_scores_every_other_split(squares):
+    d = squares(splits=lambda n: ["train", "public_test", "private_test"] * (n // 3))
+    (fold,) = holdout(d, ProtocolOptions())
+    assert set(fold.train.splits) == {"train"}
+    assert set(fold.tests) == {"public_test", "private_test"}
+
+
+def test_holdout_without_a_train_split_points_to_kfold(squares):
+    with pytest.raises(DatasetError, match="use --protocol kfold"):
+        list(holdout(squares(splits=lambda n: ["all"] * n), ProtocolOptions()))
+
+
+def test_kfold_partitions_every_image_once_and_is_stratified(squares):
+    d = squares(per_class=10)
+    folds = list(kfold(d, ProtocolOptions(seed=3, folds=5)))
+    assert len(folds) == 5
+    tested = np.concatenate([f.tests["test"].meta["source_file"] for f in folds])
+    assert sorted(tested) == sorted(d.meta["source_file"])
+    for f in folds:
+        assert set(f.tests["test"].class_counts().values()) == {2}
+        assert not set(f.train.meta["source_file"]) & set(f.tests["test"].meta["source_file"])
+
+
+def test_kfold_depends_on_the_seed(squares):
+    d = squares(per_class=10)
+    first = [list(f.tests["test"].meta["source_file"]) for f in kfold(d, ProtocolOptions(seed=0, folds=5))]
+    again = [list(f.tests["test"].meta["source_file"]) for f in kfold(d, ProtocolOptions(seed=0, folds=5))]
+    other = [list(f.tests["test"].meta["source_file"]) for f in kfold(d, ProtocolOptions(seed=1, folds=5))]
+    assert first == again and first != other
+
+
+def test_subject_kfold_keeps_each_person_in_one_fold(squares):
+    d = squares(per_class=12, subjects=6)
+    for fold in subject_kfold(d, ProtocolOptions(folds=3)):
+        assert not set(fold.train.subjects) & set(fold.tests["test"].subjects)
+
+
+def test_subject_kfold_needs_subjects_and_enough_of_them(squares):
+    d = squares(subjects=2)
+    with pytest.raises(DatasetError, match="2 subjects, fewer than --folds 3"):
+        list(subject_kfold(d, ProtocolOptions(folds=3)))
+    unknown = d.select(np.arange(len(d)))
+    object.__setattr__(unknown, "subjects", np.full(len(d), ""))
+    with pytest.raises(DatasetError, match="cannot be split by subject"):
+        list(subject_kfold(unknown, ProtocolOptions(folds=2)))
+
+
+def test_fold_count_is_checked(squares):
+    with pytest.raises(DatasetError, match="at least 2"):
+        list(kfold(squares(), ProtocolOptions(folds=1)))
+    with pytest.raises(DatasetError, match="a class with 12 images, fewer than --folds 20"):
+        list(kfold(squares(), ProtocolOptions(folds=20)))
+
+
+def test_cross_dataset_trains_on_target_and_adapts_on_source(squares):
+    source = squares(seed=1, name="src")
+    target = squares(seed=2, name="tgt", classes=("anger", "happiness", "fear"))
+    (fold,) = cross_dataset(source, ProtocolOptions(target=target))
+    assert fold.train.name.startswith("tgt") and set(fold.train.splits) == {"train"}
+    assert set(fold.adaptation.splits) == {"train"} and fold.adaptation.name.startswith("src")
+    assert set(fold.tests) == {"test"}
+
+
+def test_cross_dataset_without_source_splits_separates_people(squares):
+    source = squares(splits=lambda n: ["all"] * n, subjects=6)
+    (fold,) = cross_dataset(source, ProtocolOptions(target=squares(seed=5)))
+    assert not set(fold.adaptation.subjects) & set(fold.tests["test"].subjects)
+    assert len(fold.adaptation) + len(fold.tests["test"]) == len(source)
+
+
+def test_cross_dataset_needs_a_target_sharing_classes(squares):
+    with pytest.raises(DatasetError, match="needs --target"):
+        list(cross_dataset(squares(), ProtocolOptions()))
+    other = squares(classes=("fear", "contempt", "neutral"))
+    with pytest.raises(DatasetError, match="share 0 class"):
+        list(cross_dataset(squares(), ProtocolOptions(target=other)))
