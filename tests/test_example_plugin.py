@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,10 +11,11 @@ from conftest import EXAMPLE_PLUGIN
 
 
 def test_installed_example_plugin_is_found_through_its_entry_point(tmp_path):
-    site = tmp_path / "site"
+    site, source = tmp_path / "site", tmp_path / "source"
+    shutil.copytree(EXAMPLE_PLUGIN, source)  # a build writes into its source tree; keep the checkout clean
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(EXAMPLE_PLUGIN)],
+         "--target", str(site), str(source)],
         capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert install.returncode == 0, install.stderr
     assert list(site.glob("ferbench_example_plugin-*.dist-info/entry_points.txt"))
