@@ -6,22 +6,25 @@ from typing import Any
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 
 def result_table(record: dict[str, Any]) -> Group:
     metrics = record["metrics"]
     classes = metrics["classes"]
-    title = (f"{record['method']} · {record['dataset']} [{record['test_split']}] · {record['protocol']} "
-             f"{record['fold']} · seed {record['seed']}")
-    summary = Table(title=title, title_justify="left", show_header=True)
+    title = Text.assemble((record["method"], "bold"), " on ", (f"{record['dataset']} [{record['test_split']}]", "bold"),
+                          f"  protocol {record['protocol']}, {record['fold']}, seed {record['seed']}")
+    if record.get("train_dataset") not in (None, record["dataset"]):
+        title.append(f", trained on {record['train_dataset']}")
+    summary = Table(show_header=True)
     for column in ("accuracy", "macro-F1", "images", "fit s", "predict img/s"):
         summary.add_column(column, justify="right")
     timings = record.get("timings", {})
     summary.add_row(f"{metrics['accuracy']:.2%}", f"{metrics['macro_f1']:.2%}", str(record["data"]["scored_images"]),
                     f"{timings['fit_s']:.1f}" if "fit_s" in timings else "-",
                     f"{timings.get('predict_images_per_s', 0):,.0f}")
-    confusion = Table(title="per-class true-positive rate and confusion matrix (rows: true, columns: predicted)",
-                      title_justify="left")
+    confusion = Table(caption="TPR: per-class true-positive rate; confusion matrix rows: true class, columns: predicted",
+                      caption_justify="left")
     confusion.add_column("class")
     confusion.add_column("TPR", justify="right")
     confusion.add_column("n", justify="right")
@@ -31,4 +34,4 @@ def result_table(record: dict[str, Any]) -> Group:
         tpr = metrics["per_class_tpr"][name]
         confusion.add_row(name, "-" if tpr is None else f"{tpr:.1%}", str(metrics["support"][name]),
                           *[str(v) for v in row])
-    return Group(summary, confusion)
+    return Group(title, summary, confusion)
