@@ -69,8 +69,14 @@ class Dataset:
     source: str = ""
 
     def __post_init__(self) -> None:
+        for column in ("images", "labels", "subjects", "splits"):
+            object.__setattr__(self, column, np.asarray(getattr(self, column)))
+        object.__setattr__(self, "meta", {k: np.asarray(v) for k, v in self.meta.items()})
+        object.__setattr__(self, "classes", tuple(self.classes))
         n = len(self.images)
         where = f"dataset {self.name!r}"
+        if n and not np.issubdtype(self.labels.dtype, np.integer):
+            raise DatasetError(f"{where}: labels must be integers, got {self.labels.dtype}")
         if self.images.dtype != np.uint8 or not (
             self.images.ndim == 3 or (self.images.ndim == 4 and self.images.shape[-1] == 3)
         ):
@@ -104,6 +110,8 @@ class Dataset:
     def select(self, index: np.ndarray | Sequence[int], name: str | None = None) -> "Dataset":
         """The images at ``index`` (integer indices or a boolean mask), with all their metadata."""
         index = np.asarray(index)
+        if index.dtype != bool:
+            index = index.astype(np.int64)  # an empty list would otherwise become a float array
         return Dataset(
             name=name or self.name,
             images=self.images[index],
@@ -163,7 +171,7 @@ class InputSpec:
     @classmethod
     def fit(cls, images: np.ndarray, in_chans: int, image_size: int) -> "InputSpec":
         """Per-channel mean and std of ``images`` after channel conversion, on the [0, 1] scale."""
-        sample = images[: min(len(images), 4096)]
+        sample = images[:: max(1, len(images) // 4096)]  # evenly spaced: loaders often sort by class
         x = to_channels(torch.from_numpy(np.ascontiguousarray(sample)), in_chans).float() / 255.0
         mean = x.mean(dim=(0, 2, 3))
         std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)

@@ -17,7 +17,7 @@ def test_project_registry_is_valid_and_lists_paper_numbers():
     assert "timm:resnet18" in zoo.method_names() and "fer2013" in zoo.dataset_names()
     numbers = {(r["method"], r["dataset"]): r["value"] for r in zoo.paper_numbers()}
     assert numbers[("timm:resnet18", "ckplus48")] == 95.94
-    assert zoo.method("timm:resnet18").defaults["epochs"] == 10
+    assert zoo.method("timm:resnet18").defaults["epochs"] == 7
     assert zoo.suite("smoke")[0]["method"] == "timm:resnet18"
 
 

@@ -39,11 +39,16 @@ def load_squares_all(per_class: int = 12):
     return make_squares(per_class=per_class, splits=lambda n: ["all"] * n, subjects=6, name="squares-all")
 
 
+def load_one_class():
+    return make_squares(classes=("anger",), name="one-class")
+
+
 @hookimpl
 def ferbench_register_datasets():
     return [DatasetSpec("squares", load_squares, "tiny learnable squares"),
             DatasetSpec("squares-rgb", load_squares_rgb, "the same, in RGB, another seed"),
-            DatasetSpec("squares-all", load_squares_all, "squares without a release split", protocol="kfold")]
+            DatasetSpec("squares-all", load_squares_all, "squares without a release split", protocol="kfold"),
+            DatasetSpec("one-class", load_one_class, "a dataset with a single class")]
 
 
 @hookimpl
