@@ -2,9 +2,12 @@
 
 - ``holdout``: train on the release's ``train`` split, score on each other split (FER2013: public and
   private test; the synthetic set: its subject-disjoint test split).
-- ``kfold``: stratified k-fold over images, ignoring who is in them: the folds most FER papers report
-  (the latent-VGG19 paper's CK+ 10-fold). The same person lands in train and test, which flatters accuracy.
-- ``subject-kfold``: stratified k-fold with every person's images in one fold only (subject-independent).
+- ``kfold``: stratified k-fold with every person's images in one fold only (subject-independent): the
+  default, because nobody should be recognised from their own face in the training set.
+- ``image-kfold``: stratified k-fold over images, ignoring who is in them: the folds most FER papers report
+  (the latent-VGG19 paper's CK+ 10-fold). The same person, and frames of the same video sequence, land in
+  train and test, which flatters accuracy; results carry this protocol's name so they are never mistaken
+  for subject-independent ones.
 - ``cross-dataset``: train on the ``--target`` dataset, score on the ``--dataset`` one, and hand the
   method the dataset's training images as adaptation data (the Arabian GAN's setting).
 """
@@ -33,23 +36,23 @@ def holdout(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
     if TRAIN_SPLIT not in dataset.split_names or not tests:
         raise DatasetError(
             f"dataset {dataset.name!r} has splits {dataset.split_names}, not a 'train' split and a test split; "
-            "use --protocol kfold or --protocol subject-kfold"
+            "use --protocol kfold (subject-independent) or --protocol image-kfold"
         )
     yield Fold("holdout", dataset.split(TRAIN_SPLIT), {s: dataset.split(s) for s in tests})
 
 
-def kfold(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
+def image_kfold(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
     _check_folds(dataset, options.folds)
     splitter = StratifiedKFold(n_splits=options.folds, shuffle=True, random_state=options.seed)
     yield from _folds(dataset, splitter.split(np.zeros(len(dataset)), dataset.labels))
 
 
-def subject_kfold(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
+def kfold(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
     _check_folds(dataset, options.folds)
     if (dataset.subjects == "").any():
         raise DatasetError(
             f"dataset {dataset.name!r} does not record who is in every image, so it cannot be split by "
-            "subject; use --protocol kfold (image-level folds)"
+            "subject; use --protocol image-kfold (image-level folds, which can put one person on both sides)"
         )
     people = len(set(dataset.subjects.tolist()))
     if people < options.folds:
@@ -108,7 +111,7 @@ def _split_people(dataset: Dataset, seed: int) -> tuple[Dataset, Dataset]:
 def ferbench_register_protocols() -> list[ProtocolSpec]:
     return [
         ProtocolSpec("holdout", holdout, "train on the 'train' split, score on every other split"),
-        ProtocolSpec("kfold", kfold, "stratified k-fold over images (--folds, default 10)"),
-        ProtocolSpec("subject-kfold", subject_kfold, "stratified k-fold, each person in one fold only"),
+        ProtocolSpec("kfold", kfold, "stratified k-fold, each person in one fold only (--folds, default 10)"),
+        ProtocolSpec("image-kfold", image_kfold, "stratified k-fold over images; one person can be on both sides"),
         ProtocolSpec("cross-dataset", cross_dataset, "train on --target, score on --dataset", needs_target=True),
     ]

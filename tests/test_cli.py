@@ -33,7 +33,7 @@ def test_parse_value():
 def test_list_and_plugins(cli):
     listing = cli("list")
     assert listing.exit_code == 0
-    for name in ("example-tinycnn", "squares", "holdout", "subject-kfold", "timm:<name>"):
+    for name in ("example-tinycnn", "squares", "holdout", "image-kfold", "timm:<name>"):
         assert name in listing.output
     plugins = cli("plugins")
     assert plugins.exit_code == 0 and "ferbench_example" in plugins.output and "squares" in plugins.output

@@ -18,7 +18,7 @@ def test_entry_point_plugins_are_loaded_and_report_what_they_register():
     assert {"ferbench", "timm", "synthetic", "datasets"} <= set(manager.plugins)
     catalog = manager.catalog
     assert manager.plugins["timm"].provides["components"] == ["timm:"]
-    assert {"holdout", "kfold", "subject-kfold", "cross-dataset"} <= set(catalog.protocols)
+    assert {"holdout", "kfold", "image-kfold", "cross-dataset"} <= set(catalog.protocols)
     assert catalog.owner[("protocols", "holdout")] == "ferbench"
     assert "entry point timm = ferbench_timm" in manager.plugins["timm"].source
     assert not manager.failures

@@ -3,7 +3,7 @@ import pytest
 
 from ferbench.errors import DatasetError
 from ferbench.interfaces import ProtocolOptions
-from ferbench.protocols import cross_dataset, holdout, kfold, subject_kfold
+from ferbench.protocols import cross_dataset, holdout, image_kfold, kfold
 
 
 def test_holdout_trains_on_train_and_scores_every_other_split(squares):
@@ -18,9 +18,9 @@ def test_holdout_without_a_train_split_points_to_kfold(squares):
         list(holdout(squares(splits=lambda n: ["all"] * n), ProtocolOptions()))
 
 
-def test_kfold_partitions_every_image_once_and_is_stratified(squares):
+def test_image_kfold_partitions_every_image_once_and_is_stratified(squares):
     d = squares(per_class=10)
-    folds = list(kfold(d, ProtocolOptions(seed=3, folds=5)))
+    folds = list(image_kfold(d, ProtocolOptions(seed=3, folds=5)))
     assert len(folds) == 5
     tested = np.concatenate([f.tests["test"].meta["source_file"] for f in folds])
     assert sorted(tested) == sorted(d.meta["source_file"])
@@ -29,28 +29,31 @@ def test_kfold_partitions_every_image_once_and_is_stratified(squares):
         assert not set(f.train.meta["source_file"]) & set(f.tests["test"].meta["source_file"])
 
 
-def test_kfold_depends_on_the_seed(squares):
+def test_image_kfold_depends_on_the_seed(squares):
     d = squares(per_class=10)
-    first = [list(f.tests["test"].meta["source_file"]) for f in kfold(d, ProtocolOptions(seed=0, folds=5))]
-    again = [list(f.tests["test"].meta["source_file"]) for f in kfold(d, ProtocolOptions(seed=0, folds=5))]
-    other = [list(f.tests["test"].meta["source_file"]) for f in kfold(d, ProtocolOptions(seed=1, folds=5))]
+    first = [list(f.tests["test"].meta["source_file"]) for f in image_kfold(d, ProtocolOptions(seed=0, folds=5))]
+    again = [list(f.tests["test"].meta["source_file"]) for f in image_kfold(d, ProtocolOptions(seed=0, folds=5))]
+    other = [list(f.tests["test"].meta["source_file"]) for f in image_kfold(d, ProtocolOptions(seed=1, folds=5))]
     assert first == again and first != other
 
 
-def test_subject_kfold_keeps_each_person_in_one_fold(squares):
+def test_kfold_keeps_each_person_in_one_fold_and_stratifies(squares):
     d = squares(per_class=12, subjects=6)
-    for fold in subject_kfold(d, ProtocolOptions(folds=3)):
+    folds = list(kfold(d, ProtocolOptions(folds=3)))
+    for fold in folds:
         assert not set(fold.train.subjects) & set(fold.tests["test"].subjects)
+        assert set(fold.tests["test"].class_counts().values()) == {4}  # every person shows every class twice
+    assert sorted(np.concatenate([f.tests["test"].meta["source_file"] for f in folds])) == sorted(d.meta["source_file"])
 
 
-def test_subject_kfold_needs_subjects_and_enough_of_them(squares):
+def test_kfold_needs_subjects_and_enough_of_them(squares):
     d = squares(subjects=2)
     with pytest.raises(DatasetError, match="2 subjects, fewer than --folds 3"):
-        list(subject_kfold(d, ProtocolOptions(folds=3)))
+        list(kfold(d, ProtocolOptions(folds=3)))
     unknown = d.select(np.arange(len(d)))
     object.__setattr__(unknown, "subjects", np.full(len(d), ""))
-    with pytest.raises(DatasetError, match="cannot be split by subject"):
-        list(subject_kfold(unknown, ProtocolOptions(folds=2)))
+    with pytest.raises(DatasetError, match="cannot be split by subject; use --protocol image-kfold"):
+        list(kfold(unknown, ProtocolOptions(folds=2)))
 
 
 def test_fold_count_is_checked(squares):

@@ -36,7 +36,7 @@ def load_squares_rgb(per_class: int = 12, seed: int = 1):
 
 
 def load_squares_all(per_class: int = 12):
-    return make_squares(per_class=per_class, splits=lambda n: ["all"] * n, subjects=6, name="squares-all")
+    return make_squares(per_class=per_class, splits=lambda n: ["all"] * n, subjects=10, name="squares-all")
 
 
 def load_one_class():
