@@ -77,6 +77,7 @@ def run(
     folds: Annotated[Optional[int], typer.Option(help="Number of folds for k-fold protocols.")] = None,
     fold: Annotated[Optional[list[int]], typer.Option(help="Run only fold k (1-based); repeatable.")] = None,
     component: Annotated[Optional[list[str]], typer.Option(help="ROLE=NAME: swap a component, e.g. classifier=timm:vgg11.")] = None,
+    data_option: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE: a dataset loader option, e.g. limit=2000.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE: any hyperparameter of the method.")] = None,
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
@@ -88,6 +89,7 @@ def run(
 
     zoo = load_zoo(registry)
     overrides = {k: parse_value(v) for k, v in parse_pairs(set_ or [], "--set").items()}
+    data_options = {k: parse_value(v) for k, v in parse_pairs(data_option or [], "--data-option").items()}
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("image_size", image_size),
                        ("weights", str(weights) if weights else None)):
         if value is not None:
@@ -103,14 +105,14 @@ def run(
                     target=entry.get("target"), seed=s, folds=folds, only_folds=fold,
                     config={**(entry.get("config") or {}), **overrides},
                     components={**(entry.get("components") or {}), **parse_pairs(component or [], "--component")},
-                    device=device, out_dir=out, save_model=save_model))
+                    data_options=data_options, device=device, out_dir=out, save_model=save_model))
     else:
         if not method or not dataset:
             raise ConfigError("ferbench run needs --method and --dataset (or --suite)")
         requests = [RunRequest(method=method, dataset=dataset, protocol=protocol, target=target, seed=s, folds=folds,
                                only_folds=fold, config=overrides,
-                               components=parse_pairs(component or [], "--component"), device=device, out_dir=out,
-                               save_model=save_model) for s in seed or [0]]
+                               components=parse_pairs(component or [], "--component"), data_options=data_options,
+                               device=device, out_dir=out, save_model=save_model) for s in seed or [0]]
     for request in requests:
         records = run_experiment(zoo, request, console)
         if records:
@@ -148,7 +150,8 @@ def leaderboard(
 
     if not results.is_dir():
         raise ConfigError(f"--results {results}: no such folder")
-    table, skipped, path = write_leaderboard(results, load_zoo(registry).paper_numbers(), output)
+    zoo = load_zoo(registry)
+    table, skipped, path = write_leaderboard(results, zoo.paper_numbers(), output, plugins=zoo.plugins)
     rich_table = Table(title=f"ferbench leaderboard ({path})", title_justify="left")
     for column in table.columns:
         rich_table.add_column(column, justify="right" if "%" in column or column == "Runs" else "left")
@@ -235,8 +238,15 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
+def register_plugin_commands() -> None:
+    """Let plugins add subcommands; one that fails is reported and the rest of the CLI works."""
+    manager = PluginManager()
+    manager.notify("ferbench_register_commands", app=app)
+
+
 def main() -> None:
     try:
+        register_plugin_commands()
         app()
     except FerbenchError as error:
         errors.print(f"[bold red]error:[/] {error}", highlight=False)

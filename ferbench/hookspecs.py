@@ -55,3 +55,17 @@ def ferbench_epoch_end(run: dict[str, Any], fold: str, epoch: int, metrics: dict
 @hookspec
 def ferbench_run_end(run: dict[str, Any], results: list[dict[str, Any]]) -> None:
     """A run ended; ``results`` are the result records written (one per fold and test split)."""
+
+
+@hookspec
+def ferbench_register_commands(app: Any) -> None:
+    """Add subcommands to the ``ferbench`` command line: ``app`` is its ``typer.Typer``
+    (``@app.command()``). For tools that belong to one method, such as restyling a folder of images with a
+    trained GAN."""
+
+
+@hookspec
+def ferbench_leaderboard_sections(records: list[dict[str, Any]], paper: list[dict[str, Any]]) -> list[str]:
+    """Return Markdown sections to append to LEADERBOARD.md, for results the main table cannot show (a
+    method's own table format). ``records`` are every valid result under ``results/``; ``paper`` the
+    numbers registry.yaml reports. Return ``[]`` when none of the records are yours."""

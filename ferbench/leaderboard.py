@@ -84,7 +84,7 @@ def build_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]])
     return aggregate(results_frame(records), paper_rows), iter_reasons(skipped)
 
 
-def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path) -> str:
+def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, sections: list[str] = ()) -> str:
     lines = [
         "# ferbench leaderboard",
         "",
@@ -97,18 +97,26 @@ def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path) 
         tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="github", disable_numparse=True)
         if len(table) else "_No results yet: run `ferbench run --method timm:resnet18 --dataset synthetic`._",
     ]
+    for section in sections:
+        lines += ["", section.strip()]
     if skipped:
         lines += ["", "Skipped files:", ""] + [f"- `{path}`: {reason}" for path, reason in skipped]
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]],
-                      output: str | Path | None = None) -> tuple[pd.DataFrame, list, Path]:
+def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]], output: str | Path | None = None,
+                      plugins=None) -> tuple[pd.DataFrame, list, Path]:
+    """Write LEADERBOARD.md; ``plugins`` (a PluginManager) may add sections of their own."""
     results_dir = Path(results_dir)
-    table, skipped = build_leaderboard(results_dir, paper_rows)
+    records, skipped = load_results(results_dir)
+    table = aggregate(results_frame(records), paper_rows)
+    sections = []
+    if plugins is not None:
+        for returned in plugins.notify("ferbench_leaderboard_sections", records=records, paper=paper_rows):
+            sections += [s for s in returned or [] if isinstance(s, str) and s.strip()]
     output = Path(output) if output else results_dir / "LEADERBOARD.md"
-    write_text(output, leaderboard_markdown(table, skipped, results_dir))
-    return table, skipped, output
+    write_text(output, leaderboard_markdown(table, iter_reasons(skipped), results_dir, sections))
+    return table, iter_reasons(skipped), output
 
 
 __all__ = ["aggregate", "build_leaderboard", "mean_sd", "results_frame", "write_leaderboard"]

@@ -185,12 +185,13 @@ class PluginManager:
                 f"method {name!r} has the name of a classifier; `--method {name}` runs the method")
         return catalog
 
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on every plugin; an error is reported once per plugin and hook, and
-        the run goes on."""
+    def notify(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call a hook on every plugin and return their results; an error is reported once per plugin
+        and hook, and the others (and the run) go on."""
+        results = []
         for impl in getattr(self.hooks.hook, hook_name).get_hookimpls():
             try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                results.append(impl.function(**{arg: kwargs[arg] for arg in impl.argnames}))
             except Exception as error:
                 key = (impl.plugin_name, hook_name)
                 if key not in self._warned:
@@ -198,6 +199,7 @@ class PluginManager:
                     message = f"{hook_name} raised {_describe(error)}"
                     self.plugins[impl.plugin_name].errors.append(message)
                     warnings.warn(f"plugin {impl.plugin_name!r}: {message}", RuntimeWarning, stacklevel=2)
+        return results
 
     def plugin_of(self, section: str, name: str) -> str | None:
         return self.catalog.owner.get((section, name))

@@ -185,6 +185,17 @@ class ResolvedDataset:
     classes: dict[str, str | None]
     plugin: str
 
+    def with_options(self, options: Mapping[str, Any]) -> "ResolvedDataset":
+        """The same dataset with extra loader options (``--data-option``), checked against the loader."""
+        if not options:
+            return self
+        accepted = _accepted_options(self.spec.load)
+        unknown = sorted(set(options) - accepted) if accepted is not None else []
+        if unknown:
+            raise unknown_name(f"option of dataset loader {self.spec.name!r}", unknown[0], accepted or ())
+        return ResolvedDataset(self.name, self.spec, {**self.options, **options}, self.protocol, self.classes,
+                               self.plugin)
+
     def load(self) -> Dataset:
         """Load the dataset and apply the registry's class mapping (merge or drop classes)."""
         try:

@@ -45,6 +45,7 @@ class RunRequest:
     only_folds: list[int] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     components: dict[str, str] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     out_dir: Path = Path("results")
     save_model: bool = True
@@ -108,14 +109,14 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         zoo.catalog.component(name)
         components[role] = name
     device = resolve_device(request.device)
-    source = zoo.dataset(request.dataset)
+    source = zoo.dataset(request.dataset).with_options(request.data_options)
     protocol_name = request.protocol or source.protocol
     protocol, protocol_options = zoo.protocol(protocol_name)
     if protocol.needs_target and not request.target:
         raise ConfigError(f"--protocol {protocol_name} needs --target (the dataset to train on)")
     if request.target and not protocol.needs_target:
         raise ConfigError(f"--target is only used by a cross-dataset protocol, not {protocol_name!r}")
-    target = zoo.dataset(request.target) if request.target else None
+    target = zoo.dataset(request.target).with_options(request.data_options) if request.target else None
 
     with console.status(f"loading {source.name}" + (f" and {target.name}" if target else "")):
         dataset = source.load()
@@ -133,6 +134,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
 
     run_id = new_run_id(method.name, dataset.name, protocol_name, request.seed)
     run_dir = Path(request.out_dir) / run_id
+    if request.data_options:
+        config = {**config, "data_options": request.data_options}
     info = {"run_id": run_id, "method": method.name, "components": components, "dataset": dataset.name,
             "target": target_data.name if target_data else None, "protocol": protocol_name,
             "seed": request.seed, "config": config, "out_dir": str(run_dir), "device": str(device)}

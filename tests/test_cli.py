@@ -51,6 +51,7 @@ def test_run_leaderboard_and_eval(cli, tmp_path):
     assert board.exit_code == 0
     markdown = (out / "LEADERBOARD.md").read_text()
     assert "| example-tinycnn | squares" in markdown and "| 2 " in markdown
+    assert "## Squares\n\n2 squares result(s)." in markdown  # a plugin's own leaderboard section
     model = results[0].parent / "model"
     evaluated = cli("eval", "--model", model, "--dataset", "squares-rgb", "--device", "cpu", "--out", out)
     assert evaluated.exit_code == 0, evaluated.output
@@ -71,3 +72,23 @@ def test_errors_are_one_clear_line_and_exit_2(test_plugins, write_registry, tmp_
 def test_bad_set_syntax(cli, tmp_path):
     with pytest.raises(Exception, match="--set takes KEY=VALUE"):
         cli("run", "--method", "example-tinycnn", "--dataset", "squares", "--set", "epochs", "--out", tmp_path)
+
+
+def test_data_options_reach_the_loader_and_unknown_ones_are_named(cli, tmp_path):
+    done = cli("run", "--method", "example-tinycnn", "--dataset", "squares", "--epochs", "1", "--data-option",
+               "per_class=20", "--device", "cpu", "--out", tmp_path)
+    assert done.exit_code == 0, done.output
+    (result,) = tmp_path.rglob("result-test.json")
+    record = json.loads(result.read_text())
+    assert record["data"]["test_images"] == 15 and record["config"]["data_options"] == {"per_class": 20}
+    with pytest.raises(Exception, match="unknown option of dataset loader 'squares' 'perclass'; did you mean 'per_class'"):
+        cli("run", "--method", "example-tinycnn", "--dataset", "squares", "--data-option", "perclass=20", "--out", tmp_path)
+
+
+def test_plugins_can_add_commands(test_plugins, write_registry):
+    env = {**os.environ, "FERBENCH_REGISTRY": str(write_registry({"version": 1})),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "examples" / "ferbench-example-plugin")])}
+    done = subprocess.run([sys.executable, "-m", "ferbench.cli", "squares-count", "--per-class", "2"],
+                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "squares: 6 images"

@@ -64,3 +64,17 @@ def ferbench_epoch_end(run, fold, epoch, metrics):
 @hookimpl
 def ferbench_run_end(run, results):
     EVENTS.append(("end", len(results)))
+
+
+@hookimpl
+def ferbench_register_commands(app):
+    @app.command("squares-count")
+    def squares_count(per_class: int = 3) -> None:
+        """Print how many images the squares dataset has (a plugin-provided command)."""
+        print(f"squares: {len(make_squares(per_class=per_class))} images")
+
+
+@hookimpl
+def ferbench_leaderboard_sections(records, paper):
+    mine = [r for r in records if r["dataset"].startswith("squares")]
+    return [f"## Squares\n\n{len(mine)} squares result(s)."] if mine else []
