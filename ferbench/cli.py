@@ -68,6 +68,8 @@ def run(
     protocol: Annotated[Optional[str], typer.Option(help="holdout, kfold (subject-independent), image-kfold, cross-dataset (default: the dataset's).")] = None,
     target: Annotated[Optional[str], typer.Option(help="Cross-dataset: the dataset models are trained on.")] = None,
     suite: Annotated[Optional[str], typer.Option(help="Run every run of a registry suite instead.")] = None,
+    index: Annotated[Optional[int], typer.Option(help="With --suite: run only run number INDEX (0-based), e.g. $SLURM_ARRAY_TASK_ID.")] = None,
+    list_runs: Annotated[bool, typer.Option("--list", help="With --suite: print its numbered runs and exit.")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
@@ -106,9 +108,20 @@ def run(
                     config={**(entry.get("config") or {}), **overrides},
                     components={**(entry.get("components") or {}), **parse_pairs(component or [], "--component")},
                     data_options=data_options, device=device, out_dir=out, save_model=save_model))
+        if list_runs:
+            for number, r in enumerate(requests):
+                typer.echo(f"{number}\t{r.method} on {r.dataset}" + (f" (trained on {r.target})" if r.target else "")
+                           + f", {r.protocol or 'default protocol'}, seed {r.seed}")
+            return
+        if index is not None:
+            if not 0 <= index < len(requests):
+                raise ConfigError(f"--index {index}: suite {suite!r} has runs 0..{len(requests) - 1}")
+            requests = [requests[index]]
     else:
         if not method or not dataset:
             raise ConfigError("ferbench run needs --method and --dataset (or --suite)")
+        if index is not None or list_runs:
+            raise ConfigError("--index and --list go with --suite")
         requests = [RunRequest(method=method, dataset=dataset, protocol=protocol, target=target, seed=s, folds=folds,
                                only_folds=fold, config=overrides,
                                components=parse_pairs(component or [], "--component"), data_options=data_options,
@@ -160,6 +173,57 @@ def leaderboard(
     console.print(rich_table)
     for file, reason in skipped:
         errors.print(f"[yellow]skipped[/] {file}: {reason}")
+
+
+@app.command()
+def bench(
+    model: Annotated[list[str], typer.Option(help="Classifier or component name, method, or saved model folder; repeatable.")],
+    mode: Annotated[Optional[list[str]], typer.Option(help="Execution mode; repeatable (default: the device's set).")] = None,
+    batch_size: Annotated[Optional[list[int]], typer.Option(help="Batch size; repeatable for a sweep.")] = None,
+    image_size: Annotated[Optional[list[int]], typer.Option(help="Input size; repeatable (default 48).")] = None,
+    in_chans: Annotated[int, typer.Option(help="Input channels.")] = 1,
+    num_classes: Annotated[int, typer.Option(help="Classes of a classifier.")] = 7,
+    phase: Annotated[str, typer.Option(help="inference, training or both.")] = "both",
+    warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 3,
+    reps: Annotated[int, typer.Option(help="Timed steps; the median is reported.")] = 10,
+    peak_tflops: Annotated[Optional[float], typer.Option(help="Peak TFLOP/s to compare with (default: a matmul measured here).")] = None,
+    device: DeviceOption = "auto",
+    out: Annotated[Path, typer.Option("--out", help="Folder for the JSON record.")] = Path("results/bench"),
+    registry: RegistryOption = None,
+) -> None:
+    """Measure inference and training throughput in several execution modes, side by side."""
+    from ferbench import bench as benchmarks
+    from ferbench.runner import Tracker, resolve_device
+
+    torch_device = resolve_device(device)
+    config = benchmarks.BenchConfig(
+        models=model, device=torch_device, modes=mode or benchmarks.DEFAULT_MODES[torch_device.type],
+        batch_sizes=batch_size or benchmarks.DEFAULT_BATCH_SIZES[torch_device.type], image_sizes=image_size or [48],
+        in_chans=in_chans, num_classes=num_classes,
+        phases=("inference", "training") if phase == "both" else (phase,), warmup=warmup, reps=reps)
+    benchmarks.check_config(config)
+    zoo = load_zoo(registry)
+    builders = {name: benchmarks.bench_target(zoo, name, config) for name in model}
+    peak, source = (peak_tflops, "given") if peak_tflops else (benchmarks.measure_matmul_peak(torch_device), "measured matmul")
+    tracker = Tracker(console)
+    rows = []
+    with tracker.progress:
+        for name, build in builders.items():
+            rows += benchmarks.bench_module(name, build, config, peak, tracker)
+    path = benchmarks.write_bench(out, config, rows, peak, source, sys.argv)
+    table = _table(f"Throughput on {torch_device} (peak {peak:.2f} TFLOP/s, {source})", "model", "mode", "phase",
+                   "batch", "size", "img/s", "x eager", "ms/step", "GFLOP/img", "TFLOP/s", "% peak", "MiB", "error")
+    for r in rows:
+        table.add_row(r.model, r.mode, r.phase, str(r.batch_size), str(r.image_size), _num(r.images_per_s, ",.0f"),
+                      _num(r.speedup_vs_eager, ".2f"), _num(r.median_ms, ".2f"), _num(r.forward_gflops_per_image, ".3f"),
+                      _num(r.achieved_tflops, ".3f"), _num(r.fraction_of_peak and 100 * r.fraction_of_peak, ".1f"),
+                      _num(r.peak_memory_mb, ",.0f"), r.error or "")
+    console.print(table)
+    console.print(f"record: [bold]{path}[/]")
+
+
+def _num(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 @app.command("list")

@@ -148,13 +148,16 @@ class ComponentSpec:
 @dataclass(frozen=True)
 class MethodSpec:
     """A method: ``build()`` returns a fresh :class:`Method`; ``defaults`` are its hyperparameters and
-    ``components`` its default component name per role."""
+    ``components`` its default component name per role. ``inference`` (optional) builds the method's whole
+    inference path, untrained, as one module from images to logits
+    (``inference(num_classes=, in_chans=, image_size=)``), so ``ferbench bench`` can time it."""
 
     name: str
     build: Callable[[], Method]
     summary: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
+    inference: Callable[..., nn.Module] | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from ferbench.results import iter_reasons, load_results, now_iso
 GROUP = ["method", "dataset", "train_dataset", "protocol", "test_split", "device"]
 COLUMNS = ["Method", "Dataset", "Trained on", "Protocol", "Split", "Device", "Accuracy %", "Macro-F1 %", "Runs",
            "Epochs", "Paper %", "Δ vs paper"]
+SPEED_COLUMNS = ["Infer img/s", "Train img/s", "Bench"]
 
 
 def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -104,12 +105,59 @@ def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, 
     return "\n".join(lines) + "\n"
 
 
+def join_speed(table: pd.DataFrame, bench_rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Add each method's best benchmarked throughput (``ferbench bench`` records), so accuracy and speed sit
+    side by side. The best inference figure picks the device and batch; training is read at the same ones."""
+    table = table.copy()
+    speed = {column: [] for column in SPEED_COLUMNS}
+    for method in table["Method"]:
+        mine = [r for r in bench_rows if r["model"] == method]
+        inference = [r for r in mine if r["phase"] == "inference"]
+        if not inference:
+            for column in SPEED_COLUMNS:
+                speed[column].append("-")
+            continue
+        best = max(inference, key=lambda r: r["images_per_s"])
+        training = [r for r in mine if r["phase"] == "training" and r["device"] == best["device"]
+                    and r["batch_size"] == best["batch_size"] and r["image_size"] == best["image_size"]]
+        speed["Infer img/s"].append(f"{best['images_per_s']:,.0f}")
+        speed["Train img/s"].append(f"{max(r['images_per_s'] for r in training):,.0f}" if training else "-")
+        speed["Bench"].append(f"{best['device']}, {best['mode']}, batch {best['batch_size']}, {best['image_size']}px")
+    for column in SPEED_COLUMNS:
+        table[column] = speed[column]
+    return table
+
+
+def pareto_png(frame: pd.DataFrame, bench_rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Accuracy against best inference throughput, one panel per dataset and split, frontier drawn."""
+    best = {}
+    for r in bench_rows:
+        if r["phase"] == "inference":
+            best[r["model"]] = max(best.get(r["model"], 0), r["images_per_s"])
+    frame = frame[frame["method"].isin(best) & (frame["protocol"] != "eval")]
+    if frame.empty:
+        return None
+    from ferbench.plots import pareto_plot
+
+    panels = {}
+    for (dataset, split), group in frame.groupby(["dataset", "test_split"]):
+        points = group.groupby("method")["accuracy"].mean()
+        panels[f"{dataset} [{split}]"] = [(method, best[method], accuracy) for method, accuracy in points.items()]
+    return pareto_plot(path, panels)
+
+
 def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]], output: str | Path | None = None,
                       plugins=None) -> tuple[pd.DataFrame, list, Path]:
-    """Write LEADERBOARD.md; ``plugins`` (a PluginManager) may add sections of their own."""
+    """Write LEADERBOARD.md (and pareto.png where benchmarks exist); ``plugins`` (a PluginManager) may add
+    sections of their own."""
+    from ferbench.bench import load_bench
+
     results_dir = Path(results_dir)
     records, skipped = load_results(results_dir)
-    table = aggregate(results_frame(records), paper_rows)
+    frame = results_frame(records)
+    bench_rows = load_bench(results_dir / "bench")
+    table = join_speed(aggregate(frame, paper_rows), bench_rows)
+    pareto_png(frame, bench_rows, results_dir / "pareto.png")
     sections = []
     if plugins is not None:
         for returned in plugins.notify("ferbench_leaderboard_sections", records=records, paper=paper_rows):

@@ -19,6 +19,34 @@ def _pyplot():
     return plt
 
 
+def pareto_plot(path: str | Path, panels: dict[str, list[tuple[str, float, float]]]) -> Path:
+    """One panel per title: (label, images/s, accuracy %) points, log-scale speed, the Pareto frontier."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (title, points) in zip(axes[0], panels.items()):
+        points = sorted(points, key=lambda p: -p[1])
+        frontier, best = [], -1.0
+        for label, speed, accuracy in points:  # fastest first: a point is on the frontier if no faster one is better
+            if accuracy > best:
+                frontier.append((speed, accuracy))
+                best = accuracy
+        ax.plot(*zip(*frontier), "--", color="grey", lw=1, label="Pareto frontier")
+        for label, speed, accuracy in points:
+            ax.scatter(speed, accuracy)
+            ax.annotate(label, (speed, accuracy), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("inference images/s (best mode)")
+        ax.set_ylabel("accuracy %")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
 def confusion_matrix_png(path: str | Path, matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> Path:
     """Row-normalised confusion matrix (each cell: share of the true class, and the count)."""
     plt = _pyplot()

@@ -92,3 +92,30 @@ def test_plugins_can_add_commands(test_plugins, write_registry):
                           capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "squares: 6 images"
+
+
+def test_suite_list_and_index(cli, write_registry, monkeypatch, tmp_path):
+    registry = write_registry({"version": 1, "suites": {"pair": {"runs": [
+        {"method": "example-tinycnn", "dataset": "squares", "seeds": [0, 1], "config": {"epochs": 1}},
+        {"method": "example-tinycnn", "dataset": "squares-rgb", "config": {"epochs": 1}}]}}}, name="suite.yaml")
+    monkeypatch.setenv("FERBENCH_REGISTRY", str(registry))
+    listing = cli("run", "--suite", "pair", "--list")
+    assert listing.output.splitlines() == ["0\texample-tinycnn on squares, default protocol, seed 0",
+                                           "1\texample-tinycnn on squares, default protocol, seed 1",
+                                           "2\texample-tinycnn on squares-rgb, default protocol, seed 0"]
+    done = cli("run", "--suite", "pair", "--index", "2", "--device", "cpu", "--out", tmp_path)
+    assert done.exit_code == 0, done.output
+    (result,) = tmp_path.rglob("result-test.json")
+    assert json.loads(result.read_text())["dataset"] == "squares-rgb"
+    with pytest.raises(Exception, match="--index 3: suite 'pair' has runs 0..2"):
+        cli("run", "--suite", "pair", "--index", "3")
+
+
+def test_bench_command_writes_a_record(cli, tmp_path):
+    done = cli("bench", "--model", "example-tinycnn", "--device", "cpu", "--batch-size", "2", "--image-size", "16",
+               "--mode", "eager-fp32", "--phase", "inference", "--reps", "1", "--warmup", "0", "--out", tmp_path)
+    assert done.exit_code == 0, done.output
+    (record,) = tmp_path.glob("*.json")
+    data = json.loads(record.read_text())
+    assert data["rows"][0]["model"] == "example-tinycnn" and data["rows"][0]["images_per_s"] > 0
+    assert data["peak_source"] == "measured matmul"

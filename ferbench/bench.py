@@ -1,0 +1,329 @@
+"""Throughput benchmarks: images per second for inference and training, in several execution modes.
+
+Every mode of a model is measured in the same process and reported as a ratio to the eager fp32 NCHW
+baseline (what a user would write first). Step times are medians over timed repetitions after warm-up,
+read with CUDA events on a GPU and a monotonic clock on the CPU. FLOPs come from
+``torch.utils.flop_counter`` (a forward pass on one image; a training step is counted as three forward
+passes, the usual estimate), and achieved TFLOP/s is set against a peak the user gives or a matmul peak
+measured here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ferbench.errors import ConfigError
+from ferbench.files import write_json
+from ferbench.interfaces import Generator
+from ferbench.results import device_info, environment, git_info, now_iso, slug
+
+BENCH_SCHEMA = "ferbench.bench/1"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a model is executed. ``dtype`` is the autocast dtype (None: plain fp32)."""
+
+    name: str
+    summary: str
+    channels_last: bool = False
+    dtype: torch.dtype | None = None
+    compile: str | None = None  # a torch.compile mode: "default", "reduce-overhead" (CUDA graphs)
+    quantize: bool = False  # int8 dynamic quantisation of Linear layers (CPU inference)
+    onnxruntime: bool = False  # export to ONNX and run with ONNX Runtime (CPU inference)
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    phases: tuple[str, ...] = ("inference", "training")
+
+
+MODES: dict[str, Mode] = {m.name: m for m in (
+    Mode("eager-fp32", "fp32, NCHW, no compilation: the baseline a user writes first"),
+    Mode("fp32-cl", "fp32, channels_last", channels_last=True),
+    Mode("bf16-cl", "bf16 autocast, channels_last", channels_last=True, dtype=torch.bfloat16),
+    Mode("bf16-cl-compile", "bf16 autocast, channels_last, torch.compile", channels_last=True,
+         dtype=torch.bfloat16, compile="default"),
+    Mode("bf16-cl-cudagraphs", "bf16 autocast, channels_last, torch.compile with CUDA graphs", channels_last=True,
+         dtype=torch.bfloat16, compile="reduce-overhead", devices=("cuda",)),
+    Mode("fp32-cl-compile", "fp32, channels_last, torch.compile", channels_last=True, compile="default"),
+    Mode("int8-dynamic", "int8 dynamic quantisation of Linear layers, channels_last", channels_last=True,
+         quantize=True, devices=("cpu",), phases=("inference",)),
+    Mode("onnxruntime", "exported to ONNX, run by ONNX Runtime", onnxruntime=True, devices=("cpu",),
+         phases=("inference",)),
+)}
+DEFAULT_MODES = {"cuda": ["eager-fp32", "bf16-cl", "bf16-cl-compile", "bf16-cl-cudagraphs"],
+                 "cpu": ["eager-fp32", "fp32-cl", "int8-dynamic"]}
+DEFAULT_BATCH_SIZES = {"cuda": [256, 1024], "cpu": [256]}
+
+
+@dataclass
+class BenchRow:
+    model: str
+    mode: str
+    phase: str
+    batch_size: int
+    image_size: int
+    in_chans: int
+    params: int
+    forward_gflops_per_image: float | None
+    median_ms: float | None = None
+    images_per_s: float | None = None
+    achieved_tflops: float | None = None
+    fraction_of_peak: float | None = None
+    peak_memory_mb: float | None = None
+    speedup_vs_eager: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class BenchConfig:
+    models: list[str]
+    device: torch.device
+    modes: list[str]
+    batch_sizes: list[int]
+    image_sizes: list[int]
+    in_chans: int = 1
+    num_classes: int = 7
+    phases: tuple[str, ...] = ("inference", "training")
+    warmup: int = 3
+    reps: int = 10
+    peak_tflops: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_config(config: BenchConfig) -> None:
+    for name in config.modes:
+        if name not in MODES:
+            raise ConfigError(f"unknown --mode {name!r}; modes: {', '.join(MODES)}")
+        if config.device.type not in MODES[name].devices:
+            raise ConfigError(f"--mode {name} runs on {' or '.join(MODES[name].devices)}, not {config.device.type}")
+    for key, values in (("--batch-size", config.batch_sizes), ("--image-size", config.image_sizes)):
+        if not values or any(v < 1 for v in values):
+            raise ConfigError(f"{key} must be positive integers, got {values}")
+    if config.warmup < 0 or config.reps < 1:
+        raise ConfigError(f"--warmup must be >= 0 and --reps >= 1, got {config.warmup} and {config.reps}")
+    for phase in config.phases:
+        if phase not in ("inference", "training"):
+            raise ConfigError(f"--phase must be inference, training or both, got {phase!r}")
+
+
+def forward_flops(model: nn.Module, example: torch.Tensor) -> float | None:
+    """FLOPs of one forward pass per image (matmuls and convolutions; 2 per multiply-add)."""
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example[:1])
+        return counter.get_total_flops() / 1e9
+    except Exception:
+        return None
+
+
+def measure_matmul_peak(device: torch.device) -> float:
+    """TFLOP/s of a large matmul (bf16 on CUDA, fp32 on the CPU): a ceiling the models are set against."""
+    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = _median_seconds(lambda: a @ b, device, warmup=3, reps=10)
+    return 2 * n**3 / seconds / 1e12
+
+
+def _median_seconds(step: Callable[[], Any], device: torch.device, warmup: int, reps: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        for _ in range(reps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+    else:
+        for _ in range(reps):
+            started = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _prepare(model: nn.Module, mode: Mode, device: torch.device, example: torch.Tensor, training: bool):
+    """The model and input as ``mode`` runs them, and a callable that runs one step."""
+    model = model.to(device)
+    x = example.to(device)
+    if mode.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if mode.quantize:
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(model.eval(), {nn.Linear}, dtype=torch.qint8)
+    if mode.onnxruntime:
+        return _onnxruntime_step(model.eval(), example)
+    runnable = torch.compile(model, mode=mode.compile) if mode.compile else model
+    autocast = (lambda: torch.autocast(device.type, dtype=mode.dtype)) if mode.dtype else contextlib.nullcontext
+    if not training:
+        model.eval()
+
+        def infer():
+            with torch.inference_mode(), autocast():
+                return runnable(x)
+
+        return infer
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None)
+
+    def train_step():
+        with autocast():
+            # A loss that fits any output shape (logits, images, latents): the step costs the same.
+            loss = runnable(x).float().square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return train_step
+
+
+def _onnxruntime_step(model: nn.Module, example: torch.Tensor):
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise RuntimeError("onnxruntime is not installed (pip install onnxruntime)") from error
+    import io
+
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (example,), buffer, input_names=["images"], output_names=["logits"], dynamo=False)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {"images": example.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def example_input(model: nn.Module, batch: int, size: int, in_chans: int) -> torch.Tensor:
+    """Random input of the shape ``model`` takes: latents for a generator, images for everything else."""
+    latent_dim = getattr(model, "latent_dim", None)
+    if isinstance(model, Generator) and latent_dim:
+        return torch.randn(batch, latent_dim)
+    return torch.randn(batch, in_chans, size, size)
+
+
+def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConfig, peak: float | None,
+                 track: Callable = lambda it, *a, **k: it) -> list[BenchRow]:
+    """Every mode x phase x batch size x image size of one model (``build(image_size)``); a mode that fails
+    is recorded with its error, not raised."""
+    rows: list[BenchRow] = []
+    cases = [(size, batch, phase, mode) for size in config.image_sizes for batch in config.batch_sizes
+             for phase in config.phases for mode in config.modes if phase in MODES[mode].phases]
+    for size, batch, phase, mode_name in track(cases, f"bench {name}", total=len(cases)):
+        mode = MODES[mode_name]
+        model = build(size)
+        example = example_input(model, batch, size, config.in_chans)
+        params = sum(p.numel() for p in model.parameters())
+        row = BenchRow(name, mode_name, phase, batch, size, config.in_chans, params,
+                       forward_flops(model.eval(), example))
+        try:
+            if config.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(config.device)
+            step = _prepare(model, mode, config.device, example, training=phase == "training")
+            seconds = _median_seconds(step, config.device, config.warmup, config.reps)
+        except Exception as error:  # a mode that does not apply to this model is a finding, not a crash
+            row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+            rows.append(row)
+            continue
+        row.median_ms = seconds * 1e3
+        row.images_per_s = batch / seconds
+        if row.forward_gflops_per_image is not None:
+            flops = row.forward_gflops_per_image * (3 if phase == "training" else 1)
+            row.achieved_tflops = flops * row.images_per_s / 1e3
+            row.fraction_of_peak = row.achieved_tflops / peak if peak else None
+        if config.device.type == "cuda":
+            row.peak_memory_mb = torch.cuda.max_memory_allocated(config.device) / 2**20
+        rows.append(row)
+        del model, step
+    baseline = {(r.phase, r.batch_size, r.image_size): r.images_per_s for r in rows
+                if r.mode == "eager-fp32" and r.images_per_s}
+    for r in rows:
+        base = baseline.get((r.phase, r.batch_size, r.image_size))
+        r.speedup_vs_eager = r.images_per_s / base if r.images_per_s and base else None
+    return rows
+
+
+def write_bench(out_dir: str | Path, config: BenchConfig, rows: list[BenchRow], peak: float | None,
+                peak_source: str, command: list[str]) -> Path:
+    device = device_info(config.device)
+    record = {
+        "schema": BENCH_SCHEMA, "created": now_iso(), "device": device, "environment": environment(),
+        "git": git_info(), "command": command,
+        "config": {"models": config.models, "modes": config.modes, "batch_sizes": config.batch_sizes,
+                   "image_sizes": config.image_sizes, "in_chans": config.in_chans, "num_classes": config.num_classes,
+                   "phases": list(config.phases), "warmup": config.warmup, "reps": config.reps, **config.extra},
+        "peak_tflops": peak, "peak_source": peak_source, "rows": [asdict(r) for r in rows],
+    }
+    stamp = record["created"].replace(":", "").replace("-", "")[:15]
+    path = Path(out_dir) / f"{stamp}-{slug(device['name'].split(' (')[0])}-{slug('+'.join(config.models))[:60]}.json"
+    return write_json(path, record)
+
+
+def load_bench(root: str | Path) -> list[dict[str, Any]]:
+    """Every benchmark row under ``root`` with its device name (rows that failed are left out)."""
+    import json
+
+    rows = []
+    for path in sorted(Path(root).rglob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or record.get("schema") != BENCH_SCHEMA:
+            continue
+        device = record.get("device", {})
+        name = device.get("name", "?") if device.get("type") == "cuda" else "cpu"
+        rows += [{**r, "device": name} for r in record.get("rows", []) if r.get("images_per_s")]
+    return rows
+
+
+def bench_target(zoo, name: str, config: BenchConfig) -> Callable[[int], nn.Module]:
+    """``build(image_size)`` for a classifier or component name, a method exposing its inference path, or
+    a saved model folder (its architecture; the weights do not change the speed)."""
+    from ferbench.checkpoint import read_model_record
+
+    standard = {"num_classes": config.num_classes, "in_chans": config.in_chans}
+    path = Path(name).expanduser()
+    if path.name == "model.json" or (path / "model.json").is_file():
+        _, record = read_model_record(path)
+        return lambda size: zoo.catalog.build(record["kind"], record["component"], **{**record["build"], "image_size": size})
+    if zoo.catalog.is_component(name, "classifier"):
+        return lambda size: zoo.catalog.build("classifier", name, image_size=size, **standard)
+    if name in zoo.catalog.methods:
+        spec = zoo.catalog.methods[name]
+        if spec.inference is None:
+            raise ConfigError(f"method {name!r} does not expose its inference path (MethodSpec.inference), "
+                              "so it cannot be benchmarked as a whole; bench its components instead")
+        return lambda size: spec.inference(image_size=size, **standard)
+    spec, _ = zoo.catalog.component(name)  # raises with suggestions for an unknown name
+    accepted = _keyword_names(spec.build)
+    return lambda size: zoo.catalog.build(spec.kind, name, **{k: v for k, v in {**standard, "image_size": size}.items()
+                                                             if accepted is None or k in accepted})
+
+
+def _keyword_names(function: Callable) -> set[str] | None:
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}

@@ -1,0 +1,91 @@
+"""ferbench bench: every mode measured side by side, failures recorded, records readable, joined onto the
+leaderboard. No assertion here is about speed: these check the measurement, not the machine."""
+
+import json
+
+import pytest
+import torch
+
+from ferbench.bench import (MODES, BenchConfig, bench_module, bench_target, check_config, example_input,
+                            forward_flops, load_bench, write_bench)
+from ferbench.errors import ConfigError
+from ferbench.leaderboard import write_leaderboard
+from test_leaderboard import result, write
+
+
+def tiny_config(**kwargs):
+    return BenchConfig(**{"models": ["example-tinycnn"], "device": torch.device("cpu"),
+                          "modes": ["eager-fp32", "fp32-cl", "int8-dynamic"], "batch_sizes": [4], "image_sizes": [16],
+                          "warmup": 0, "reps": 2, **kwargs})
+
+
+def test_every_mode_and_phase_is_measured_with_flops_and_ratio(zoo):
+    config = tiny_config()
+    rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak=1.0)
+    assert [(r.mode, r.phase) for r in rows] == [("eager-fp32", "inference"), ("fp32-cl", "inference"),
+                                                 ("int8-dynamic", "inference"), ("eager-fp32", "training"),
+                                                 ("fp32-cl", "training")]
+    for r in rows:
+        assert r.error is None and r.images_per_s > 0 and r.median_ms > 0 and r.params > 0
+        assert r.forward_gflops_per_image > 0 and r.achieved_tflops == pytest.approx(
+            r.forward_gflops_per_image * (3 if r.phase == "training" else 1) * r.images_per_s / 1e3)
+    assert all(r.speedup_vs_eager == 1.0 for r in rows if r.mode == "eager-fp32")
+
+
+def test_forward_flops_counts_a_known_layer():
+    layer = torch.nn.Linear(10, 3, bias=False)
+    assert forward_flops(layer, torch.randn(5, 10)) == pytest.approx(2 * 10 * 3 / 1e9)
+
+
+def test_a_failing_mode_is_recorded_not_raised(zoo, monkeypatch):
+    import ferbench.bench as bench
+
+    monkeypatch.setitem(MODES, "broken", bench.Mode("broken", "always fails", compile="no-such-mode"))
+    config = tiny_config(modes=["eager-fp32", "broken"], phases=("inference",))
+    rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak=None)
+    broken = [r for r in rows if r.mode == "broken"][0]
+    assert broken.images_per_s is None and broken.error
+    assert rows[0].images_per_s > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"modes": ["warp-speed"]}, "unknown --mode 'warp-speed'"),
+    ({"modes": ["bf16-cl-cudagraphs"]}, "runs on cuda, not cpu"),
+    ({"batch_sizes": [0]}, "--batch-size must be positive"),
+    ({"reps": 0}, "--reps >= 1"),
+    ({"phases": ("testing",)}, "--phase must be"),
+])
+def test_bad_bench_options_are_named(change, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(tiny_config(**change))
+
+
+def test_targets_saved_models_and_unknown_names(zoo, tmp_path):
+    from ferbench.checkpoint import save_model
+    from ferbench.data import InputSpec
+
+    model = zoo.catalog.build("classifier", "example-tinycnn", num_classes=3, in_chans=1, image_size=16)
+    save_model(tmp_path, model, kind="classifier", component="example-tinycnn",
+               build={"num_classes": 3, "in_chans": 1, "image_size": 16}, classes=("anger", "fear", "surprise"),
+               input_spec=InputSpec(1, 16, (0.5,), (0.2,)), trained_by={})
+    built = bench_target(zoo, str(tmp_path), tiny_config())(16)
+    assert built.num_classes == 3
+    with pytest.raises(ConfigError, match="did you mean 'example-tinycnn'"):
+        bench_target(zoo, "example-tinycnm", tiny_config())
+    assert example_input(built, 2, 16, 1).shape == (2, 1, 16, 16)
+
+
+def test_record_round_trip_and_leaderboard_join(zoo, tmp_path):
+    config = tiny_config(modes=["eager-fp32", "fp32-cl"])
+    rows = bench_module("m1", bench_target(zoo, "example-tinycnn", config), config, peak=1.0)
+    path = write_bench(tmp_path / "bench", config, rows, 1.0, "given", ["ferbench", "bench"])
+    assert json.loads(path.read_text())["schema"] == "ferbench.bench/1"
+    loaded = load_bench(tmp_path / "bench")
+    assert len(loaded) == 4 and {r["device"] for r in loaded} == {"cpu"}
+    write(tmp_path, "run/result.json", result(method="m1", accuracy=0.8))
+    table, skipped, board = write_leaderboard(tmp_path, [])
+    best = max(r.images_per_s for r in rows if r.phase == "inference")
+    row = table[table["Method"] == "m1"].iloc[0]
+    assert row["Infer img/s"] == f"{best:,.0f}" and row["Bench"].startswith("cpu, ")
+    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Infer img/s" in board.read_text() and not skipped
