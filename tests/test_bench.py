@@ -89,3 +89,10 @@ def test_record_round_trip_and_leaderboard_join(zoo, tmp_path):
     assert row["Infer img/s"] == f"{best:,.0f}" and row["Bench"].startswith("cpu, ")
     assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert "Infer img/s" in board.read_text() and not skipped
+
+
+def test_onnxruntime_mode_when_installed(zoo):
+    pytest.importorskip("onnxruntime")
+    config = tiny_config(modes=["eager-fp32", "onnxruntime"], phases=("inference",))
+    rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak=None)
+    assert [r.error for r in rows] == [None, None] and rows[1].images_per_s > 0
