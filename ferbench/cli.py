@@ -138,10 +138,11 @@ def run(
         if records:
             console.print(f"results: [bold]{Path(records[0]['_path']).parent.parent}[/]")
         failed += [r for r in records if r.get("status") == "failed"]
-    for record in failed:
-        errors.print(f"[bold red]failed:[/] {record['run_id']} {record['fold']} [{record['test_split']}]: "
-                     f"{record['error']['message']}", highlight=False)
     if failed:
+        errors.print(f"[bold red]error:[/] training failed in {len({(r['run_id'], r['fold']) for r in failed})} "
+                     "fold(s); their result records say why:", highlight=False)
+        for record in failed:
+            errors.print(f"  {record['_path']}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=3)  # 2 is for bad input found before training; 3: training itself failed
 
 

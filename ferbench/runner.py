@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ferbench.checkpoint import TrainingCheckpoint, load_model
@@ -226,7 +227,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         raise RunInterrupted(_stopped_message(f"stopped by {how}", run_dir, checkpoint),
                              128 + signum) from None
     except Exception as error:
-        console.print(f"[red]{_stopped_message(f'stopped by {type(error).__name__}', run_dir, checkpoint)}[/]")
+        console.print(f"[red]{escape(_stopped_message(f'stopped by {type(error).__name__}', run_dir, checkpoint))}[/]")
         raise
     plugins.notify("ferbench_run_end", run=info, results=records)
     return records
@@ -365,7 +366,7 @@ def _failed_records(common, fold, error: TrainingDiverged, checkpoint: TrainingC
     kept = checkpoint.path if checkpoint.path is not None and checkpoint.path.is_file() else None
     message = str(error) + (f"; the last good checkpoint is {kept} (after epoch {checkpoint.epoch})" if kept
                             else "; no epoch had finished, so there is no checkpoint")
-    console.print(f"[bold red]{fold.name} failed:[/] {message}")
+    console.print(f"[bold red]{escape(fold.name)} failed:[/] {escape(message)}")
     records = []
     for split, test in fold.tests.items():
         path = fold_dir / f"result-{slug(split)}.json"
