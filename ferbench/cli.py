@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
@@ -103,7 +104,10 @@ def run(
     if resume is not None:
         if suite or len(seed or []) > 1:
             raise ConfigError("--resume continues one run: give it without --suite and with at most one --seed")
-        given = lambda name, value: value if ctx.get_parameter_source(name).name != "DEFAULT" else None
+        given = lambda name, value: value if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT) \
+            else None
+        if given("out", out) is not None and Path(out).resolve() != resume.resolve().parent:
+            raise ConfigError(f"--resume writes into the run's own folder {resume}; leave out --out {out}")
         requests = [resume_request(resume, {
             "method": method, "dataset": dataset, "protocol": protocol, "target": target,
             "seed": seed[0] if seed else None, "folds": folds, "only_folds": fold, "config": overrides or None,

@@ -209,8 +209,9 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     tracker = Tracker(console)
     records: list[dict[str, Any]] = []
     checkpoint = TrainingCheckpoint()
+    received: list[int] = []  # the signals that stopped the run
     try:
-        with tracker.progress, _sigterm_stops_like_ctrl_c() as received:
+        with tracker.progress, _sigterm_stops_like_ctrl_c(received):
             for fold in folds:
                 fold_dir = run_dir / slug(fold.name)
                 finished = _finished_records(fold_dir, fold) if request.resume else None
@@ -262,11 +263,10 @@ def _dry_run(zoo, method, fold, config, components, request, device) -> None:
 
 
 @contextmanager
-def _sigterm_stops_like_ctrl_c() -> Iterator[list[int]]:
+def _sigterm_stops_like_ctrl_c(received: list[int]) -> Iterator[None]:
     """While training, SIGTERM (what ``kill``, schedulers and container runtimes send) raises
     KeyboardInterrupt like Ctrl-C, so temporary files are cleaned up and the run says how to resume.
-    Yields the signals received."""
-    received: list[int] = []
+    The signals are appended to ``received``."""
 
     def on_sigterm(signum, frame):
         received.append(signum)
@@ -275,7 +275,7 @@ def _sigterm_stops_like_ctrl_c() -> Iterator[list[int]]:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     try:
-        yield received
+        yield
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

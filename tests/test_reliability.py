@@ -237,8 +237,9 @@ def test_a_nan_loss_stops_the_fold_records_the_failure_keeps_the_checkpoint_and_
     assert f"the last good checkpoint is {path.parent / 'checkpoint.pt'} (after epoch 1)" in record["error"]["message"]
     assert torch.load(path.parent / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert not (path.parent / "model").exists()  # no garbage model either
-    table, skipped = build_leaderboard(tmp_path, [])
-    assert table.empty and skipped == []  # left out of the table, not an unreadable file
+    table, skipped, markdown = write_leaderboard(tmp_path, [])
+    assert table.empty and skipped == []  # left out of the table, and not an unreadable file either
+    assert f"- `{path}`: training diverged in epoch 2, step 2" in markdown.read_text()
 
 
 def test_exploding_gradients_stop_training_naming_the_step(faults_zoo, tmp_path):
