@@ -272,7 +272,9 @@ class TrainingCheckpoint:
         except Exception as error:
             raise CheckpointError(f"cannot resume from {self.path}: {str(error).splitlines()[0]}. Delete the file "
                                   "to train this fold from the start.") from error
-        if not isinstance(saved, dict) or saved.get("format") != TRAINING_STATE_FORMAT:
+        if not isinstance(saved, dict) or saved.get("format") != TRAINING_STATE_FORMAT \
+                or not isinstance(saved.get("state"), dict) or not isinstance(saved.get("rng"), dict) \
+                or type(saved.get("epoch")) is not int:
             raise CheckpointError(f"{self.path} is not a ferbench training checkpoint ({TRAINING_STATE_FORMAT})")
         if sorted(saved["state"]) != sorted(state):
             raise CheckpointError(f"{self.path} holds {sorted(saved['state'])}, but the training loop restores "
@@ -285,8 +287,11 @@ class TrainingCheckpoint:
                     target.load_state_dict(saved["state"][name])
             except Exception as error:
                 raise CheckpointError(f"{self.path}: {name} does not fit: {error}") from error
-        _set_rng_states(saved["rng"])
-        self.epoch = self.resumed_from = int(saved["epoch"])
+        try:
+            _set_rng_states(saved["rng"])
+        except Exception as error:
+            raise CheckpointError(f"{self.path}: its random number generator states are damaged: {error}") from error
+        self.epoch = self.resumed_from = saved["epoch"]
         return Resumed(self.epoch, dict(saved.get("extra") or {}))
 
     def save(self, epoch: int, state: Mapping[str, Any], **extra: Any) -> None:
