@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
@@ -104,8 +103,9 @@ def run(
     if resume is not None:
         if suite or len(seed or []) > 1:
             raise ConfigError("--resume continues one run: give it without --suite and with at most one --seed")
-        given = lambda name, value: value if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT) \
-            else None
+        # Options left at their defaults come from the run (typer's ParameterSource: compare by name).
+        given = lambda name, value: None if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") == "DEFAULT" \
+            else value
         if given("out", out) is not None and Path(out).resolve() != resume.resolve().parent:
             raise ConfigError(f"--resume writes into the run's own folder {resume}; leave out --out {out}")
         requests = [resume_request(resume, {

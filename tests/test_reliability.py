@@ -201,6 +201,7 @@ def test_resume_refuses_other_settings_and_a_folder_that_is_not_a_run(cli, fault
     assert "the run was started with config.epochs = 4, this command gives 5" in str(changed.exception)
     other = cli("run", "--resume", run_dir, "--dataset", "squares-rgb")
     assert "the run was started with dataset = 'squares'" in str(other.exception)
+    assert "leave out --out" in str(cli("run", "--resume", run_dir, "--out", tmp_path / "elsewhere").exception)
     again = cli("run", "--resume", run_dir)  # a finished run: nothing to do, nothing rewritten
     assert again.exit_code == 0 and "holdout: finished before the interruption; kept" in again.output
     assert "not a ferbench run folder" in str(cli("run", "--resume", tmp_path).exception)
