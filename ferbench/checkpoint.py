@@ -4,6 +4,10 @@ A *saved model* is a folder with ``model.safetensors`` and ``model.json`` (how t
 name, constructor arguments, classes, input normalisation, and the run that trained it). Anything
 ferbench trains can be evaluated again, used for prediction, or serve as another method's frozen
 classifier from that folder alone.
+
+A *training checkpoint* (:class:`TrainingCheckpoint`) is a fold's whole training state, written each
+epoch so that ``ferbench run --resume`` continues an interrupted run exactly where it stopped. It is read
+back with ``torch.load(weights_only=True)`` too: a shared results folder can hold nothing that runs code.
 """
 
 from __future__ import annotations
@@ -11,15 +15,19 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+import numpy as np
 
 import safetensors.torch
 import torch
 from torch import nn
 
 from ferbench.data import InputSpec
-from ferbench.errors import CheckpointError
+from ferbench.errors import CheckpointError, FerbenchError
 from ferbench.files import atomic_path, write_json
 
 MODEL_FORMAT = "ferbench.model/1"
@@ -134,23 +142,190 @@ def read_model_record(path: str | Path) -> tuple[Path, dict[str, Any]]:
     missing = [k for k in ("kind", "component", "build", "classes", "input") if k not in record]
     if missing:
         raise CheckpointError(f"{record_path} lacks {', '.join(missing)}")
+    problems = _record_problems(record)
+    if problems:
+        raise CheckpointError(f"{record_path}: {'; '.join(problems)}")
     return directory, record
+
+
+def _record_problems(record: dict[str, Any]) -> list[str]:
+    """What in a model.json (which may come from anyone) is not what ``save_model`` writes."""
+    problems = []
+    for key in ("kind", "component"):
+        if not isinstance(record[key], str):
+            problems.append(f"{key} must be a string")
+    scalar = (str, int, float, bool, type(None))
+    if not isinstance(record["build"], dict) or not all(
+            isinstance(k, str) and isinstance(v, scalar) for k, v in record["build"].items()):
+        problems.append("build must map argument names to plain values")
+    if not isinstance(record["classes"], list) or not record["classes"] \
+            or not all(isinstance(c, str) for c in record["classes"]):
+        problems.append("classes must be a non-empty list of class names")
+    if not _valid_input(record["input"]):
+        problems.append("input must give in_chans (1 or 3), image_size, and a finite mean and positive std per channel")
+    weights = record.get("weights", MODEL_WEIGHTS)
+    if not isinstance(weights, str) or Path(weights).name != weights or weights in ("", ".", "..") \
+            or not weights.endswith(".safetensors"):
+        problems.append(f"weights must name a .safetensors file inside the model folder, got {weights!r}")
+    return problems
+
+
+def _valid_input(spec: Any) -> bool:
+    if not isinstance(spec, dict) or type(spec.get("in_chans")) is not int or spec["in_chans"] not in (1, 3):
+        return False
+    size = spec.get("image_size")
+    if type(size) is not int or not 1 <= size <= 4096:
+        return False
+    for key in ("mean", "std"):
+        values = spec.get(key)
+        if not isinstance(values, list) or len(values) != spec["in_chans"] or not all(map(_finite, values)):
+            return False
+    return all(s > 0 for s in spec["std"])
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def load_model(path: str | Path, build) -> tuple[nn.Module, InputSpec, dict[str, Any]]:
     """Rebuild a saved model with ``build(kind, name, **kwargs)`` (``Catalog.build``) and load its weights.
 
-    Returns the module in eval mode, its input transform and its record.
+    Weights come only from a ``.safetensors`` file inside the model's folder (a model.json naming any other
+    file, or a link out of the folder, is refused). Returns the module in eval mode, its input transform
+    and its record.
     """
     directory, record = read_model_record(path)
-    module = build(record["kind"], record["component"], **record["build"])
     weights = directory / record.get("weights", MODEL_WEIGHTS)
     if not weights.is_file():
         raise CheckpointError(f"saved model {directory} lacks its weights file {weights.name}")
-    missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False)
+    if not weights.resolve().is_relative_to(directory.resolve()):
+        raise CheckpointError(f"{weights} links to {weights.resolve()}, outside the model folder {directory}; refused")
+    try:
+        module = build(record["kind"], record["component"], **record["build"])
+    except FerbenchError:
+        raise
+    except Exception as error:
+        raise CheckpointError(f"{directory / MODEL_JSON}: cannot build {record['component']!r} with "
+                              f"{record['build']}: {type(error).__name__}: {error}") from error
+    try:
+        missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False)
+    except Exception as error:
+        raise CheckpointError(f"{weights} is not a readable safetensors file for {record['component']}: "
+                              f"{type(error).__name__}: {str(error).splitlines()[0]}") from error
     if missing or unexpected:
         raise CheckpointError(
             f"{weights} does not fit {record['component']}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     spec = record["input"]
     input_spec = InputSpec(int(spec["in_chans"]), int(spec["image_size"]), tuple(spec["mean"]), tuple(spec["std"]))
     return module.eval(), input_spec, record
+
+
+# --- training state, for resume -------------------------------------------------------------------
+
+TRAINING_STATE_FORMAT = "ferbench.training-state/1"
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a training loop starts: after ``epoch`` (0 on a fresh start), with the ``extra`` values it
+    saved at that epoch (its history, say)."""
+
+    epoch: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainingCheckpoint:
+    """A fold's training state, saved atomically after every epoch, restored when a run is resumed.
+
+    ``state`` maps names to the objects a loop needs to continue bit for bit: anything with
+    ``state_dict``/``load_state_dict`` (modules, optimizers, LR schedules, grad scalers) and
+    ``torch.Generator`` s. The global RNGs (Python, NumPy, torch CPU and CUDA) are saved with them, so
+    dropout and augmentation draw the same numbers after a resume. ``extra`` holds plain values (lists,
+    dicts, numbers, strings, tensors). A loop adopts it in four lines::
+
+        state = {"model": model, "optimizer": optimizer, "schedule": schedule, "generator": generator}
+        start = ctx.checkpoint.restore(state)          # Resumed(epoch=0) on a fresh start
+        history = start.extra.get("history", [])
+        for epoch in range(start.epoch + 1, epochs + 1):
+            ...                                        # one epoch of training
+            ctx.checkpoint.save(epoch, state, history=history)
+
+    Build everything in ``state`` (and seed) before ``restore``, exactly as on a fresh start. Without a
+    path (``TrainingCheckpoint()``) both calls do nothing, so a loop works the same outside the runner.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else None
+        self.epoch = 0  # the epoch the file on disk holds; 0 when there is none
+        self.resumed_from = 0  # the epoch restore() continued after; 0 on a fresh start
+
+    def restore(self, state: Mapping[str, Any]) -> Resumed:
+        """Load the saved state into the objects of ``state``; ``Resumed()`` when there is nothing saved."""
+        if self.path is None:
+            return Resumed()
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a write cut short by SIGKILL
+            stale.unlink(missing_ok=True)
+        if not self.path.is_file():
+            return Resumed()
+        try:
+            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise CheckpointError(f"cannot resume from {self.path}: {str(error).splitlines()[0]}. Delete the file "
+                                  "to train this fold from the start.") from error
+        if not isinstance(saved, dict) or saved.get("format") != TRAINING_STATE_FORMAT \
+                or not isinstance(saved.get("state"), dict) or not isinstance(saved.get("rng"), dict) \
+                or type(saved.get("epoch")) is not int:
+            raise CheckpointError(f"{self.path} is not a ferbench training checkpoint ({TRAINING_STATE_FORMAT})")
+        if sorted(saved["state"]) != sorted(state):
+            raise CheckpointError(f"{self.path} holds {sorted(saved['state'])}, but the training loop restores "
+                                  f"{sorted(state)}; it was written by another version of this method")
+        for name, target in state.items():
+            try:
+                if isinstance(target, torch.Generator):
+                    target.set_state(saved["state"][name])
+                else:
+                    target.load_state_dict(saved["state"][name])
+            except Exception as error:
+                raise CheckpointError(f"{self.path}: {name} does not fit: {error}") from error
+        try:
+            _set_rng_states(saved["rng"])
+        except Exception as error:
+            raise CheckpointError(f"{self.path}: its random number generator states are damaged: {error}") from error
+        self.epoch = self.resumed_from = saved["epoch"]
+        return Resumed(self.epoch, dict(saved.get("extra") or {}))
+
+    def save(self, epoch: int, state: Mapping[str, Any], **extra: Any) -> None:
+        """Write the state after ``epoch`` in one atomic replace: the previous checkpoint stays whole until
+        the new one is complete."""
+        if self.path is None:
+            return
+        payload = {
+            "format": TRAINING_STATE_FORMAT, "epoch": int(epoch),
+            "state": {name: target.get_state() if isinstance(target, torch.Generator) else target.state_dict()
+                      for name, target in state.items()},
+            "rng": _rng_states(), "extra": extra,
+        }
+        with atomic_path(self.path) as tmp:
+            torch.save(payload, tmp)
+        self.epoch = int(epoch)
+
+    def remove(self) -> None:
+        """Delete the checkpoint (the fold's results are written; the trained model is saved on its own)."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _rng_states() -> dict[str, Any]:
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, cached],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []}
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

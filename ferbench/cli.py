@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ferbench.errors import ConfigError, FerbenchError
+from ferbench.errors import ConfigError, FerbenchError, RunInterrupted
 from ferbench.plugins import PluginManager
 from ferbench.registry import REGISTRY_ENV, Zoo
+from ferbench.results import read_run_manifest
 
 app = typer.Typer(
     help="ferbench: a plugin-based model zoo and benchmark harness for facial emotion recognition.",
@@ -63,6 +64,7 @@ def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     method: Annotated[Optional[str], typer.Option(help="Method or classifier, e.g. timm:resnet18.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name, or a folder in a supported format.")] = None,
     protocol: Annotated[Optional[str], typer.Option(help="holdout, kfold (subject-independent), image-kfold, cross-dataset (default: the dataset's).")] = None,
@@ -85,10 +87,14 @@ def run(
     out: OutOption = Path("results"),
     save_model: Annotated[bool, typer.Option(help="Save the trained model beside the results.")] = True,
     registry: RegistryOption = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from its folder (results/<run_id>); other options default to the run's own and must agree with them.")] = None,
 ) -> None:
     """Train and evaluate a method on a dataset under a protocol; write one result JSON per fold and split."""
-    from ferbench.runner import RunRequest, run as run_experiment
+    from ferbench.runner import RunRequest, resume_request, run as run_experiment
 
+    if resume is not None and registry is None:
+        recorded = read_run_manifest(resume).get("registry")  # the run's registry, unless one is given
+        registry = Path(recorded) if recorded and Path(recorded).is_file() else None
     zoo = load_zoo(registry)
     overrides = {k: parse_value(v) for k, v in parse_pairs(set_ or [], "--set").items()}
     data_options = {k: parse_value(v) for k, v in parse_pairs(data_option or [], "--data-option").items()}
@@ -96,7 +102,20 @@ def run(
                        ("weights", str(weights) if weights else None)):
         if value is not None:
             overrides[key] = value
-    if suite:
+    if resume is not None:
+        if suite or len(seed or []) > 1:
+            raise ConfigError("--resume continues one run: give it without --suite and with at most one --seed")
+        # Options left at their defaults come from the run (typer's ParameterSource: compare by name).
+        given = lambda name, value: None if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") == "DEFAULT" \
+            else value
+        if given("out", out) is not None and Path(out).resolve() != resume.resolve().parent:
+            raise ConfigError(f"--resume writes into the run's own folder {resume}; leave out --out {out}")
+        requests = [resume_request(resume, {
+            "method": method, "dataset": dataset, "protocol": protocol, "target": target,
+            "seed": seed[0] if seed else None, "folds": folds, "only_folds": fold, "config": overrides or None,
+            "components": parse_pairs(component or [], "--component") or None, "data_options": data_options or None,
+            "device": given("device", device), "save_model": given("save_model", save_model)})]
+    elif suite:
         if method or dataset:
             raise ConfigError("give either --suite or --method/--dataset, not both")
         requests = []
@@ -126,10 +145,22 @@ def run(
                                only_folds=fold, config=overrides,
                                components=parse_pairs(component or [], "--component"), data_options=data_options,
                                device=device, out_dir=out, save_model=save_model) for s in seed or [0]]
+    failed = []
     for request in requests:
-        records = run_experiment(zoo, request, console)
+        try:
+            records = run_experiment(zoo, request, console)
+        except RunInterrupted as interrupted:  # typer would turn it into a bare exit 130
+            errors.print(f"[bold yellow]interrupted:[/] {interrupted.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=interrupted.exit_code) from None
         if records:
             console.print(f"results: [bold]{Path(records[0]['_path']).parent.parent}[/]")
+        failed += [r for r in records if r.get("status") == "failed"]
+    if failed:
+        errors.print(f"[bold red]error:[/] training failed in {len({(r['run_id'], r['fold']) for r in failed})} "
+                     "fold(s); their result records say why:", highlight=False)
+        for record in failed:
+            errors.print(f"  {record['_path']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=3)  # 2 is for bad input found before training; 3: training itself failed
 
 
 @app.command("eval")

@@ -33,3 +33,27 @@ def unknown_name(kind: str, name: str, choices, where: str = "") -> ConfigError:
     elif len(choices) <= 12:
         message += f"; known: {', '.join(choices) or '(none)'}"
     return ConfigError(message)
+
+
+class TrainingDiverged(FerbenchError):
+    """A loss or gradient norm became NaN/Inf or exploded: training stopped at ``epoch``/``step``.
+
+    ``component`` names what went bad ("classifier loss", "generator gradient norm"); ``value`` is what
+    it was. The runner records the failure in the fold's result records and keeps the last good checkpoint.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int, component: str, value: float):
+        super().__init__(message)
+        self.epoch, self.step, self.component, self.value = epoch, step, component, value
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; the message says where its checkpoint is and how to resume.
+
+    A ``KeyboardInterrupt`` so that code catching ``Exception`` never swallows a user's Ctrl-C.
+    ``exit_code`` is the shell's convention, 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.message, self.exit_code = message, exit_code

@@ -1,4 +1,9 @@
-"""Atomic writes: a result, leaderboard or checkpoint is either wholly there or not there at all."""
+"""Atomic writes: a result, leaderboard or checkpoint is either wholly there or not there at all.
+
+The data is flushed to disk (fsync) before the rename and the rename after it, so a power cut leaves the
+old file or the new one, never an empty or partial one (journalling filesystems may otherwise reorder
+them).
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(tmp, path)
+        _fsync_directory(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:  # not possible on every platform (Windows); the rename itself is still atomic
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferbench.checkpoint import TrainingCheckpoint
 from ferbench.data import Dataset
 
 COMPONENT_KINDS = ("encoder", "generator", "discriminator", "classifier")
@@ -84,6 +85,21 @@ class RunContext:
     ``components`` the component name for each role. ``adaptation`` holds training images of the test
     domain for cross-dataset methods (None otherwise). A method reports per-epoch metrics through
     ``epoch_end`` (which feeds the ``ferbench_epoch_end`` hook) and writes artifacts into ``out_dir``.
+
+    Surviving faults, in any training loop (supervised, a GAN's, ...):
+
+    - ``checkpoint`` (:class:`~ferbench.checkpoint.TrainingCheckpoint`): call ``restore(state)`` once
+      before the loop and ``save(epoch, state, history=...)`` after each epoch; ``ferbench run --resume``
+      then continues a killed run from its last epoch and ends with the same numbers as an uninterrupted
+      one. ``state`` names every module, optimizer, LR schedule and ``torch.Generator`` the loop uses; the
+      global RNGs are saved for you. A method that never calls it still works: a resumed run retrains
+      its interrupted fold from the start.
+    - :class:`~ferbench.divergence.DivergenceGuard`: hand it each loss and network per step and call
+      ``check(epoch)`` before ``save``; NaN/Inf losses or exploding gradients then stop the fold with a
+      message naming the epoch, step and component, the fold's result records the failure, and the last
+      good checkpoint stays on disk.
+
+    :func:`ferbench.training.train_classifier` is the worked example of both.
     """
 
     config: dict[str, Any]
@@ -95,6 +111,7 @@ class RunContext:
     track: Tracker
     epoch_end: Callable[[int, dict[str, float]], None]
     adaptation: Dataset | None = None
+    checkpoint: TrainingCheckpoint = field(default_factory=TrainingCheckpoint)
 
 
 class Method(ABC):
@@ -105,6 +122,11 @@ class Method(ABC):
     """
 
     classes: tuple[str, ...] = ()
+
+    def check(self, train: Dataset, ctx: RunContext) -> None:
+        """Fail fast (optional): raise :class:`~ferbench.errors.ConfigError` for settings this method cannot
+        train with, such as an image size its networks cannot take (build them and push one tiny batch
+        through). The runner calls it once, before any fold trains; ``ctx.out_dir`` does not exist yet."""
 
     @abstractmethod
     def fit(self, train: Dataset, ctx: RunContext) -> None: ...

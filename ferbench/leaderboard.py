@@ -85,7 +85,8 @@ def build_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]])
     return aggregate(results_frame(records), paper_rows), iter_reasons(skipped)
 
 
-def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, sections: list[str] = ()) -> str:
+def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, sections: list[str] = (),
+                         failed: list[dict[str, Any]] = ()) -> str:
     lines = [
         "# ferbench leaderboard",
         "",
@@ -100,6 +101,9 @@ def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, 
     ]
     for section in sections:
         lines += ["", section.strip()]
+    if failed:
+        lines += ["", "Failed runs (training stopped; left out of the table):", ""] + [
+            f"- `{r['_path']}`: {r['error']['message'].splitlines()[0]}" for r in failed]
     if skipped:
         lines += ["", "Skipped files:", ""] + [f"- `{path}`: {reason}" for path, reason in skipped]
     return "\n".join(lines) + "\n"
@@ -163,7 +167,8 @@ def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]],
         for returned in plugins.notify("ferbench_leaderboard_sections", records=records, paper=paper_rows):
             sections += [s for s in returned or [] if isinstance(s, str) and s.strip()]
     output = Path(output) if output else results_dir / "LEADERBOARD.md"
-    write_text(output, leaderboard_markdown(table, iter_reasons(skipped), results_dir, sections))
+    failed = [r for r in records if r.get("status") == "failed"]
+    write_text(output, leaderboard_markdown(table, iter_reasons(skipped), results_dir, sections, failed))
     return table, iter_reasons(skipped), output
 
 

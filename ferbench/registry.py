@@ -62,6 +62,11 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     seen: set = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, not a {type(key).__name__}", key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} appears twice", key_node.start_mark)
@@ -81,6 +86,8 @@ def read_yaml(path: Path) -> Any:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    except RecursionError as error:
+        raise ConfigError(f"{path} is not a usable registry: it nests lists or mappings too deeply") from error
 
 
 @dataclass
@@ -106,33 +113,42 @@ class Registry:
         problems.fields(data, TOP, "")
         if data.get("version") not in (None, REGISTRY_VERSION) and isinstance(data.get("version"), int):
             problems.add("version", f"this ferbench reads registry version {REGISTRY_VERSION}, not {data['version']}")
+        # Wrong types were reported by fields(); look inside only what has the right type.
         for section, schema in (("methods", METHOD), ("datasets", DATASET), ("protocols", PROTOCOL), ("suites", SUITE)):
-            for name, entry in (data.get(section) or {}).items():
+            for name, entry in _mapping(data.get(section)).items():
                 where = f"{section}.{name}"
                 if problems.fields(entry, schema, where):
                     if section == "methods" and isinstance(entry.get("paper"), dict):
                         paper = entry["paper"]
                         problems.fields(paper, PAPER, f"{where}.paper")
-                        for i, row in enumerate(paper.get("reported") or []):
+                        for i, row in enumerate(_list(paper.get("reported"))):
                             if problems.fields(row, REPORTED, f"{where}.paper.reported[{i}]") \
                                     and row.get("metric") not in METRICS:
                                 problems.add(f"{where}.paper.reported[{i}].metric",
                                              f"must be one of {', '.join(METRICS)}")
                     if section == "suites":
-                        for i, run in enumerate(entry.get("runs") or []):
+                        for i, run in enumerate(_list(entry.get("runs"))):
                             problems.fields(run, RUN, f"{where}.runs[{i}]")
                     if section == "datasets":
-                        for key, value in (entry.get("classes") or {}).items():
+                        for key, value in _mapping(entry.get("classes")).items():
                             if value is not None and value not in CANONICAL_CLASSES:
                                 problems.add(f"{where}.classes.{key}",
                                              f"{value!r} is not a canonical class ({', '.join(CANONICAL_CLASSES)}) or null")
-                        if not all(isinstance(p, str) for p in entry.get("paths") or []):
+                        if not all(isinstance(p, str) for p in _list(entry.get("paths"))):
                             problems.add(f"{where}.paths", "must be a list of strings")
                     if section == "protocols":
-                        for key in set(entry.get("options") or {}) - PROTOCOL_OPTIONS:
+                        for key in set(_mapping(entry.get("options"))) - PROTOCOL_OPTIONS:
                             problems.add(f"{where}.options.{key}", f"unknown protocol option (known: {', '.join(PROTOCOL_OPTIONS)})")
         problems.raise_if_any()
         return cls(path=path, **{s: dict(data.get(s) or {}) for s in ("methods", "datasets", "protocols", "suites")})
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 class Problems:

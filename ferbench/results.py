@@ -41,6 +41,41 @@ def new_run_id(method: str, dataset: str, protocol: str, seed: int) -> str:
     return f"{stamp}-{slug(method)}-{slug(dataset)}-{protocol}-s{seed}-{secrets.token_hex(2)}"
 
 
+def claim_run_dir(out_dir: str | Path, method: str, dataset: str, protocol: str, seed: int) -> tuple[str, Path]:
+    """A new run id and its folder, created here: two runs started at the same moment never share one
+    (creating the folder is the claim; a taken id is drawn again)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for _ in range(1000):
+        run_id = new_run_id(method, dataset, protocol, seed)
+        try:
+            (Path(out_dir) / run_id).mkdir()
+        except FileExistsError:
+            continue
+        return run_id, Path(out_dir) / run_id
+    raise RuntimeError(f"could not claim a new run folder under {out_dir}")
+
+
+RUN_SCHEMA = "ferbench.run/1"
+RUN_MANIFEST = "run.json"
+
+
+def read_run_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """The ``run.json`` a run writes into its folder when it starts: how it was asked for and resolved."""
+    from ferbench.errors import ConfigError
+
+    path = Path(run_dir) / RUN_MANIFEST
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_dir}: not a ferbench run folder ({RUN_MANIFEST} not found)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ConfigError(f"--resume {run_dir}: {path} is unreadable ({error})") from error
+    if not isinstance(manifest, dict) or manifest.get("schema") != RUN_SCHEMA \
+            or not all(isinstance(manifest.get(k), dict) for k in ("request", "resolved")):
+        raise ConfigError(f"--resume {run_dir}: {path} is not a {RUN_SCHEMA} record")
+    return manifest
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -100,23 +135,49 @@ def write_result(path: str | Path, record: dict[str, Any]) -> Path:
 
 
 def validate_result(record: Any) -> list[str]:
-    """What is wrong with ``record`` as a ``ferbench.result/1`` record (empty when it is valid)."""
+    """What is wrong with ``record`` as a ``ferbench.result/1`` record (empty when it is valid).
+
+    Checks everything the leaderboard reads, so a valid record can never make it crash. A record with
+    ``status: failed`` (training diverged) holds ``error`` instead of metrics.
+    """
     if not isinstance(record, dict):
         return ["not a JSON object"]
     if record.get("schema") != RESULT_SCHEMA:
         return [f"schema is {record.get('schema')!r}, not {RESULT_SCHEMA!r}"]
     problems = [f"missing field {f!r}" for f in REQUIRED_FIELDS if f not in record]
+    for key in ("method", "dataset", "train_dataset", "protocol", "fold", "test_split"):
+        if key in record and not isinstance(record[key], str):
+            problems.append(f"{key} is not a string")
+    if "seed" in record and (not isinstance(record["seed"], int) or isinstance(record["seed"], bool)):
+        problems.append("seed is not an integer")
+    device = record.get("device")
+    if "device" in record and (not isinstance(device, dict) or not isinstance(device.get("type"), str)
+                               or not isinstance(device.get("name", ""), str)):
+        problems.append("device is not an object with a type and name")
+    config = record.get("config")
+    if "config" in record and (not isinstance(config, dict) or not isinstance(config.get("epochs", 0), int)):
+        problems.append("config is not an object with integer epochs")
+    status = record.get("status", "ok")
+    if status == "failed":
+        error = record.get("error")
+        if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+            problems.append("a failed result lacks error.message")
+        return problems
+    if status != "ok":
+        problems.append(f"status is {status!r}, not 'ok' or 'failed'")
     metrics = record.get("metrics")
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("accuracy"), (int, float)):
-        problems.append("metrics.accuracy is missing or not a number")
+    for key in ("accuracy", "macro_f1"):
+        value = metrics.get(key) if isinstance(metrics, dict) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+            problems.append(f"metrics.{key} is missing or not a number in [0, 1]")
     return problems
 
 
 def load_results(root: str | Path) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
-    """Every valid result under ``root``, and the JSON files skipped with the reason for each.
+    """Every valid result under ``root`` (failed ones included), and the JSON files skipped with why.
 
-    Files of other schemas (``results/bench/``, saved-model records) are skipped quietly by the caller's
-    choice: they are returned as skipped with reason ``other schema``.
+    ferbench's other records (``run.json``, ``model.json``, benchmarks) are returned as skipped with reason
+    ``other schema``, which callers leave unsaid; any other file is named.
     """
     records, skipped = [], []
     for path in sorted(Path(root).rglob("*.json")):
@@ -124,11 +185,14 @@ def load_results(root: str | Path) -> tuple[list[dict[str, Any]], list[tuple[Pat
             continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            skipped.append((path, f"unreadable: {error}"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+            skipped.append((path, f"unreadable: {type(error).__name__}: {str(error)[:200]}"))
             continue
-        schema = record.get("schema") if isinstance(record, dict) else None
-        if schema != RESULT_SCHEMA and (not isinstance(schema, str) or not schema.startswith("ferbench.result/")):
+        label = (record.get("schema") or record.get("format")) if isinstance(record, dict) else None
+        if not isinstance(label, str) or not label.startswith("ferbench."):
+            skipped.append((path, "not a ferbench result (no ferbench schema)"))
+            continue
+        if not label.startswith("ferbench.result/"):
             skipped.append((path, "other schema"))
             continue
         problems = validate_result(record)

@@ -4,10 +4,21 @@
 the protocol's folds), then fits the method on each fold, scores it on each test split and writes one
 result record per fold and split, a confusion-matrix PNG and the trained model. ``evaluate`` scores a
 saved model on any dataset ferbench can load.
+
+Faults: the run folder's ``run.json`` records how the run was asked for; each fold's training state is
+checkpointed every epoch; Ctrl-C and SIGTERM stop with the command that resumes (``--resume``: finished
+folds are kept, the interrupted one continues from its checkpoint); a fold whose training diverges gets
+result records with ``status: failed`` and the error, and the run goes on with the next fold.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,18 +28,22 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ferbench.checkpoint import load_model
+from ferbench.checkpoint import TrainingCheckpoint, load_model
 from ferbench.data import Dataset
-from ferbench.errors import ConfigError, DatasetError, unknown_name
+from ferbench.errors import ConfigError, DatasetError, RunInterrupted, TrainingDiverged, unknown_name
+from ferbench.files import _jsonable, write_json
 from ferbench.interfaces import ProtocolOptions, RunContext
 from ferbench.metrics import classification_metrics
 from ferbench.plots import confusion_matrix_png
 from ferbench.protocols import TRAIN_SPLIT, evaluation_splits
 from ferbench.registry import Zoo
 from ferbench.tables import result_table
-from ferbench.results import device_info, environment, git_info, new_run_id, now_iso, slug, write_result
+from ferbench.plugins import PLUGINS_ENV
+from ferbench.results import (RUN_MANIFEST, RUN_SCHEMA, claim_run_dir, device_info, environment, git_info, now_iso,
+                              read_run_manifest, slug, validate_result, write_result)
 from ferbench.training import check_config, predict_proba, seed_everything
 
 
@@ -49,6 +64,24 @@ class RunRequest:
     device: str = "auto"
     out_dir: Path = Path("results")
     save_model: bool = True
+    resume: Path | None = None  # a run folder to continue (its run.json must agree with the rest)
+
+
+CHECKPOINT_FILE = "checkpoint.pt"
+REQUEST_FIELDS = ("method", "dataset", "protocol", "target", "seed", "folds", "only_folds", "config", "components",
+                  "data_options", "device", "save_model")
+
+
+def resume_request(run_dir: str | Path, given: dict[str, Any]) -> RunRequest:
+    """The request ``run_dir`` was started with, with the values given again (not None) on top; ``run``
+    then checks that they resolve to the same run."""
+    recorded = read_run_manifest(run_dir)["request"]
+    merged = {key: recorded.get(key) for key in REQUEST_FIELDS}
+    for key, value in given.items():
+        if value is not None:
+            merged[key] = {**(merged[key] or {}), **value} if isinstance(value, dict) else value
+    return RunRequest(**{k: v for k, v in merged.items() if v is not None}, out_dir=Path(run_dir).parent,
+                      resume=Path(run_dir))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -124,6 +157,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     for data in filter(None, (dataset, target_data)):
         if len(data.class_counts()) < 2 or sum(1 for k in data.class_counts().values() if k) < 2:
             raise DatasetError(f"dataset {data.name!r} has fewer than two classes with images; nothing to classify")
+    if request.folds is not None and request.folds < 2:
+        raise ConfigError(f"--folds must be at least 2, got {request.folds}")
     folds_wanted = request.folds or int(protocol_options.get("folds", 10))
     folds = list(protocol.folds(dataset, ProtocolOptions(seed=request.seed, folds=folds_wanted, target=target_data)))
     if request.only_folds:
@@ -132,10 +167,25 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
             raise ConfigError(f"--fold {bad[0]}: the protocol has folds 1..{len(folds)}")
         folds = [folds[k - 1] for k in request.only_folds]
 
-    run_id = new_run_id(method.name, dataset.name, protocol_name, request.seed)
-    run_dir = Path(request.out_dir) / run_id
     if request.data_options:
         config = {**config, "data_options": request.data_options}
+    resolved = _plain({"method": method.name, "components": components, "dataset": dataset.name,
+                       "target": target_data.name if target_data else None, "protocol": protocol_name,
+                       "seed": request.seed, "config": config, "folds": [f.name for f in folds]})
+    _dry_run(zoo, method, folds[0], config, components, request, device)
+
+    if request.resume:
+        run_dir = Path(request.resume)
+        manifest = read_run_manifest(run_dir)
+        _check_same_run(manifest["resolved"], resolved, run_dir)
+        run_id = manifest["run_id"]
+        manifest["resumes"] = [*manifest.get("resumes", []), {"at": now_iso(), "argv": list(sys.argv)}]
+    else:
+        run_id, run_dir = claim_run_dir(request.out_dir, method.name, dataset.name, protocol_name, request.seed)
+        manifest = {"schema": RUN_SCHEMA, "run_id": run_id, "created": now_iso(), "argv": list(sys.argv),
+                    "cwd": os.getcwd(), "registry": str(zoo.registry.path) if zoo.registry.path else None,
+                    "request": _plain({k: getattr(request, k) for k in REQUEST_FIELDS}), "resolved": resolved}
+    write_json(run_dir / RUN_MANIFEST, manifest)
     info = {"run_id": run_id, "method": method.name, "components": components, "dataset": dataset.name,
             "target": target_data.name if target_data else None, "protocol": protocol_name,
             "seed": request.seed, "config": config, "out_dir": str(run_dir), "device": str(device)}
@@ -143,7 +193,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     plugins.notify("ferbench_run_start", run=info)
     console.print(f"[bold]{method.name}[/] on [bold]{dataset.name}[/]"
                   + (f" (trained on {target_data.name})" if target_data else "")
-                  + f", protocol {protocol_name}, {len(folds)} fold(s), seed {request.seed}, device {device}")
+                  + f", protocol {protocol_name}, {len(folds)} fold(s), seed {request.seed}, device {device}"
+                  + (f", resuming {run_dir}" if request.resume else ""))
 
     common = {
         "schema": "ferbench.result/1", "run_id": run_id, "method": method.name, "method_plugin": method.plugin,
@@ -152,31 +203,138 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         "seed": request.seed, "config": config, "device": device_info(device), "git": git_info(),
         "environment": environment({n: p.version for n, p in plugins.plugins.items()}),
         "paper": method.paper and {k: method.paper[k] for k in ("title", "authors", "year") if k in method.paper},
+        # How to rerun it: the command that started the run (and any that resumed it), from where.
+        "command": {"argv": manifest["argv"], "cwd": manifest["cwd"], "resumed_by": manifest.get("resumes", [])},
     }
     tracker = Tracker(console)
     records: list[dict[str, Any]] = []
-    with tracker.progress:
-        for fold in folds:
-            records += _run_fold(zoo, method, fold, config, components, request, device, run_dir, common,
-                                 tracker, info)
+    checkpoint = TrainingCheckpoint()
+    received: list[int] = []  # the signals that stopped the run
+    try:
+        with tracker.progress, _sigterm_stops_like_ctrl_c(received):
+            for fold in folds:
+                fold_dir = run_dir / slug(fold.name)
+                finished = _finished_records(fold_dir, fold) if request.resume else None
+                if finished is not None:
+                    console.print(f"{fold.name}: finished before the interruption; kept")
+                    records += finished
+                    continue
+                checkpoint = TrainingCheckpoint(fold_dir / CHECKPOINT_FILE)
+                records += _run_fold(zoo, method, fold, config, components, request, device, fold_dir, common,
+                                     tracker, info, checkpoint)
+    except KeyboardInterrupt:
+        signum = received[0] if received else signal.SIGINT
+        how = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+        raise RunInterrupted(_stopped_message(f"stopped by {how}", run_dir, checkpoint),
+                             128 + signum) from None
+    except Exception as error:
+        console.print(f"[red]{escape(_stopped_message(f'stopped by {type(error).__name__}', run_dir, checkpoint))}[/]")
+        raise
     plugins.notify("ferbench_run_end", run=info, results=records)
     return records
 
 
-def _run_fold(zoo, method, fold, config, components, request, device, run_dir, common, tracker, info) -> list[dict]:
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON, so a recorded run compares equal to a resolved one."""
+    return json.loads(json.dumps(value, default=_jsonable))
+
+
+def _check_same_run(recorded: dict[str, Any], resolved: dict[str, Any], run_dir: Path) -> None:
+    for key in sorted(set(recorded) | set(resolved)):
+        old, new = recorded.get(key), resolved.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differing = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+            key, old, new = (f"{key}.{differing[0]}", old.get(differing[0]), new.get(differing[0])) if differing \
+                else (key, old, new)
+        if old != new:
+            raise ConfigError(f"--resume {run_dir}: the run was started with {key} = {old!r}, this command gives "
+                              f"{new!r}; resume with the run's own settings (ferbench run --resume {run_dir}) "
+                              "or start a new run")
+
+
+def _dry_run(zoo, method, fold, config, components, request, device) -> None:
+    """Let the method refuse settings it cannot train with (an image size its networks cannot take, say)
+    before any fold trains and before the run folder exists."""
+    ctx = RunContext(config=config, components=components, seed=request.seed, device=device,
+                     out_dir=Path(request.out_dir) / "(dry run)", build=zoo.catalog.build,
+                     track=lambda iterable, *a, **k: iterable, epoch_end=lambda epoch, metrics: None,
+                     adaptation=fold.adaptation)
+    method.spec.build().check(fold.train, ctx)
+
+
+@contextmanager
+def _sigterm_stops_like_ctrl_c(received: list[int]) -> Iterator[None]:
+    """While training, SIGTERM (what ``kill``, schedulers and container runtimes send) raises
+    KeyboardInterrupt like Ctrl-C, so temporary files are cleaned up and the run says how to resume.
+    The signals are appended to ``received``."""
+
+    def on_sigterm(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
+    try:
+        yield
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def resume_command(run_dir: Path) -> str:
+    """The exact command that resumes ``run_dir`` (plugins named by the environment must be named again:
+    a results folder never decides which code is loaded)."""
+    env = f"{PLUGINS_ENV}={shlex.quote(os.environ[PLUGINS_ENV])} " if os.environ.get(PLUGINS_ENV) else ""
+    return f"{env}ferbench run --resume {shlex.quote(str(run_dir))}"
+
+
+def _stopped_message(what: str, run_dir: Path, checkpoint: TrainingCheckpoint) -> str:
+    if checkpoint.path is not None and checkpoint.path.is_file():
+        where = f"last checkpoint: {checkpoint.path} (after epoch {checkpoint.epoch})"
+    elif checkpoint.path is not None:
+        where = f"no epoch of {checkpoint.path.parent.name} had finished, so that fold will start over"
+    else:
+        where = "no fold had started training"
+    return (f"{what}\n  {where}\n  finished folds are kept in {run_dir}\n"
+            f"  resume with: {resume_command(run_dir)}")
+
+
+def _finished_records(fold_dir: Path, fold) -> list[dict[str, Any]] | None:
+    """The fold's result records when every test split has one (ok or failed); None otherwise."""
+    records = []
+    for split in fold.tests:
+        path = fold_dir / f"result-{slug(split)}.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if validate_result(record):
+            return None
+        record["_path"] = str(path)
+        records.append(record)
+    return records
+
+
+def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, common, tracker, info,
+              checkpoint: TrainingCheckpoint) -> list[dict]:
     seed_everything(request.seed)
-    fold_dir = run_dir / slug(fold.name)
     fold_dir.mkdir(parents=True, exist_ok=True)
 
     def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
         zoo.plugins.notify("ferbench_epoch_end", run=info, fold=fold.name, epoch=epoch, metrics=metrics)
 
     ctx = RunContext(config=config, components=components, seed=request.seed, device=device, out_dir=fold_dir,
-                     build=zoo.catalog.build, track=tracker, epoch_end=epoch_end, adaptation=fold.adaptation)
+                     build=zoo.catalog.build, track=tracker, epoch_end=epoch_end, adaptation=fold.adaptation,
+                     checkpoint=checkpoint)
     model = method.spec.build()
     started = time.perf_counter()
-    model.fit(fold.train, ctx)
+    try:
+        model.fit(fold.train, ctx)
+    except TrainingDiverged as error:
+        return _failed_records(common, fold, error, checkpoint, fold_dir, time.perf_counter() - started,
+                               tracker.console)
     fit_seconds = time.perf_counter() - started
+    resumed_from = checkpoint.resumed_from
     saved = None
     if request.save_model:
         model.save(fold_dir / "model", trained_by={"run_id": common["run_id"], "method": method.name,
@@ -190,12 +348,40 @@ def _run_fold(zoo, method, fold, config, components, request, device, run_dir, c
         probabilities = model.predict(aligned)
         predict_seconds = time.perf_counter() - started
         extra = model.report(aligned, ctx)
+        timings = {"fit_s": fit_seconds, "predict_s": predict_seconds,
+                   "predict_images_per_s": len(aligned) / max(predict_seconds, 1e-9)}
+        if resumed_from:
+            timings["resumed_after_epoch"] = resumed_from  # fit_s counts only the epochs trained after it
         record = _record(common, fold.name, split, fold.train, test, aligned, model.classes, probabilities, extra,
-                         {"fit_s": fit_seconds, "predict_s": predict_seconds,
-                          "predict_images_per_s": len(aligned) / max(predict_seconds, 1e-9)},
-                         fold_dir, saved)
+                         timings, fold_dir, saved)
         records.append(record)
         _print_summary(tracker.console, record)
+    checkpoint.remove()  # the results and the model are written; the training state is no longer needed
+    return records
+
+
+def _failed_records(common, fold, error: TrainingDiverged, checkpoint: TrainingCheckpoint, fold_dir: Path,
+                    fit_seconds: float, console: Console) -> list[dict[str, Any]]:
+    """One record per test split saying the fold failed, why, and which checkpoint is the last good one."""
+    kept = checkpoint.path if checkpoint.path is not None and checkpoint.path.is_file() else None
+    message = str(error) + (f"; the last good checkpoint is {kept} (after epoch {checkpoint.epoch})" if kept
+                            else "; no epoch had finished, so there is no checkpoint")
+    console.print(f"[bold red]{escape(fold.name)} failed:[/] {escape(message)}")
+    records = []
+    for split, test in fold.tests.items():
+        path = fold_dir / f"result-{slug(split)}.json"
+        record = {
+            **common, "created": now_iso(), "fold": fold.name, "test_split": split,
+            "data": {"train_images": len(fold.train), "test_images": len(test)},
+            "metrics": None, "extra": {}, "timings": {"fit_s": fit_seconds},
+            "artifacts": {"checkpoint": kept.name} if kept else {}, "status": "failed",
+            "error": {"type": "diverged", "message": message, "epoch": error.epoch, "step": error.step,
+                      "component": error.component, "value": repr(error.value),
+                      "checkpoint_epoch": checkpoint.epoch if kept else None},
+        }
+        write_result(path, record)
+        record["_path"] = str(path)
+        records.append(record)
     return records
 
 
@@ -243,9 +429,9 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         tests = {"all": dataset}
     trained_by = model_record.get("trained_by") or {}
     method_name = trained_by.get("method") or model_record["component"]
-    run_id = new_run_id(method_name, dataset.name, "eval", int(trained_by.get("seed", 0)))
-    fold_dir = Path(out_dir) / run_id / "eval"
-    fold_dir.mkdir(parents=True, exist_ok=True)
+    run_id, run_dir = claim_run_dir(out_dir, method_name, dataset.name, "eval", int(trained_by.get("seed", 0)))
+    fold_dir = run_dir / "eval"
+    fold_dir.mkdir()
     common = {
         "schema": "ferbench.result/1", "run_id": run_id, "method": method_name,
         "components": {"classifier": model_record["component"]}, "dataset": dataset.name,
@@ -253,6 +439,7 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         "config": {"model": str(Path(model_path)), "batch_size": batch_size}, "device": device_info(torch_device),
         "git": git_info(), "environment": environment({n: p.version for n, p in zoo.plugins.plugins.items()}),
         "model": {"path": str(Path(model_path)), "trained_by": trained_by},
+        "command": {"argv": list(sys.argv), "cwd": os.getcwd()},
     }
     console.print(f"[bold]{method_name}[/] (trained on {common['train_dataset']}) evaluated on [bold]{dataset.name}[/]")
     records = []

@@ -53,7 +53,7 @@ def test_corrupt_foreign_and_failed_files_are_skipped_and_named(tmp_path):
     write(tmp_path, "truncated.json", json.dumps(result())[:50])
     write(tmp_path, "old.json", {**result(), "metrics": {}})
     write(tmp_path, "bench/b.json", {"schema": "ferbench.bench/1"})
-    write(tmp_path, "failed.json", result(status="failed", accuracy=0.0))
+    write(tmp_path, "failed.json", {**result(status="failed", accuracy=0.0), "error": {"message": "diverged"}})
     table, skipped = build_leaderboard(tmp_path, [])
     assert len(table) == 1 and table.iloc[0]["Runs"] == 1
     reasons = {path.name: reason for path, reason in skipped}
