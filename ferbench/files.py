@@ -53,10 +53,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=jsonable) + "\n")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """The JSON form of the numpy scalars, arrays and paths that results hold."""
     import numpy as np
 
     if isinstance(value, np.generic):

@@ -124,7 +124,7 @@ class PluginManager:
         for module in [*modules, *explicit]:
             module = module.strip()
             self._register(module, lambda m=module: importlib.import_module(m),
-                           version=_module_version(module), source=f"named explicitly ({PLUGINS_ENV} or --plugin)")
+                           version=_module_version(module), source=f"named explicitly ({PLUGINS_ENV})")
 
     def _load_entry_points(self) -> None:
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):

@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ferbench.checkpoint import TrainingCheckpoint, load_model
 from ferbench.data import Dataset
 from ferbench.errors import ConfigError, DatasetError, RunInterrupted, TrainingDiverged, unknown_name
-from ferbench.files import _jsonable, write_json
+from ferbench.files import jsonable, write_json
 from ferbench.interfaces import ProtocolOptions, RunContext
 from ferbench.metrics import classification_metrics
 from ferbench.plots import confusion_matrix_png
@@ -236,7 +236,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
 
 def _plain(value: Any) -> Any:
     """``value`` as it reads back from JSON, so a recorded run compares equal to a resolved one."""
-    return json.loads(json.dumps(value, default=_jsonable))
+    return json.loads(json.dumps(value, default=jsonable))
 
 
 def _check_same_run(recorded: dict[str, Any], resolved: dict[str, Any], run_dir: Path) -> None:

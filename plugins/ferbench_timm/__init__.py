@@ -8,14 +8,16 @@ and classes; ``--weights PATH`` starts from a local weights file instead (see ``
 from __future__ import annotations
 
 import inspect
+from importlib.metadata import version
 
-import timm
 import torch
 from torch import nn
 
 from ferbench import hookimpl
 from ferbench.interfaces import Classifier, ComponentSpec
 
+# timm is imported where a model is built or listed, not here: importing it costs seconds, and every
+# ferbench command loads this plugin.
 
 
 class TimmClassifier(Classifier):
@@ -28,6 +30,8 @@ class TimmClassifier(Classifier):
         # Transformers fix their patch grid at build time; CNNs take any size and reject the argument.
         if _accepts_img_size(model_name):
             kwargs.setdefault("img_size", image_size)
+        import timm
+
         self.model = timm.create_model(model_name, pretrained=False, **kwargs)
         self.model_name = model_name
         self.num_classes = num_classes
@@ -42,6 +46,8 @@ class TimmClassifier(Classifier):
 
 
 def _accepts_img_size(model_name: str) -> bool:
+    import timm
+
     entry = timm.models.model_entrypoint(model_name)
     source_module = inspect.getmodule(entry)
     # timm's transformer families expose img_size on their model classes; checking the module keeps
@@ -57,7 +63,13 @@ def build(model_name: str, **kwargs) -> TimmClassifier:
     return TimmClassifier(model_name, **kwargs)
 
 
+def list_models() -> list[str]:
+    import timm
+
+    return timm.list_models()
+
+
 @hookimpl
 def ferbench_register_components():
-    return [ComponentSpec(kind="classifier", name="timm:", build=build, members=timm.list_models,
-                          summary=f"any timm {timm.__version__} model, from scratch or local weights")]
+    return [ComponentSpec(kind="classifier", name="timm:", build=build, members=list_models,
+                          summary=f"any timm {version('timm')} model, from scratch or local weights")]
