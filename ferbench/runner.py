@@ -121,6 +121,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     with console.status(f"loading {source.name}" + (f" and {target.name}" if target else "")):
         dataset = source.load()
         target_data = target.load() if target else None
+    load_reports = _load_reports(console, (dataset, target_data))
     for data in filter(None, (dataset, target_data)):
         if len(data.class_counts()) < 2 or sum(1 for k in data.class_counts().values() if k) < 2:
             raise DatasetError(f"dataset {data.name!r} has fewer than two classes with images; nothing to classify")
@@ -153,6 +154,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         "environment": environment({n: p.version for n, p in plugins.plugins.items()}),
         "paper": method.paper and {k: method.paper[k] for k in ("title", "authors", "year") if k in method.paper},
     }
+    if load_reports:
+        common["load_reports"] = load_reports
     tracker = Tracker(console)
     records: list[dict[str, Any]] = []
     with tracker.progress:
@@ -179,9 +182,11 @@ def _run_fold(zoo, method, fold, config, components, request, device, run_dir, c
     fit_seconds = time.perf_counter() - started
     saved = None
     if request.save_model:
+        # The training images' size and face pipeline let `ferbench predict` crop new photos the same way.
         model.save(fold_dir / "model", trained_by={"run_id": common["run_id"], "method": method.name,
                                                    "dataset": common["train_dataset"], "fold": fold.name,
-                                                   "seed": request.seed})
+                                                   "seed": request.seed, "image_size": list(fold.train.image_size),
+                                                   "face_pipeline": fold.train.load_report.get("face_pipeline")})
         saved = fold_dir / "model" if (fold_dir / "model").exists() else None
     records = []
     for split, test in fold.tests.items():
@@ -233,6 +238,7 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
     source = zoo.dataset(dataset_name)
     with console.status(f"loading {source.name}"):
         dataset = source.load()
+    load_reports = _load_reports(console, (dataset,))
     if split == "all":
         tests = {"all": dataset}
     elif split:
@@ -254,6 +260,8 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         "git": git_info(), "environment": environment({n: p.version for n, p in zoo.plugins.plugins.items()}),
         "model": {"path": str(Path(model_path)), "trained_by": trained_by},
     }
+    if load_reports:
+        common["load_reports"] = load_reports
     console.print(f"[bold]{method_name}[/] (trained on {common['train_dataset']}) evaluated on [bold]{dataset.name}[/]")
     records = []
     for name, test in tests.items():
@@ -269,6 +277,27 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         records.append(record)
         _print_summary(console, record)
     return records
+
+
+def _load_reports(console: Console, datasets: Iterable[Dataset | None]) -> dict[str, Any]:
+    """What each loader reported (face pipeline, cache, skipped files), shown now and kept in every result."""
+    reports = {}
+    for data in datasets:
+        if data is None or not data.load_report:
+            continue
+        reports[data.name] = dict(data.load_report)
+        cache = data.load_report.get("cache")
+        if cache:
+            console.print(f"{data.name}: preprocessed images {'reused from' if cache['reused'] else 'cached in'} "
+                          f"{cache['file']}")
+        skipped = {reason: count for reason, count in (data.load_report.get("excluded_counts") or {}).items() if count}
+        if skipped:
+            listed = [name for names in (data.load_report.get("excluded") or {}).values() for name in names]
+            console.print(f"[yellow]warning:[/] {data.name}: skipped "
+                          + ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in skipped.items())
+                          + f" image(s) ({', '.join(listed[:5])}{', ...' if len(listed) > 5 else ''}); "
+                          "every one is listed under load_reports in the result records", highlight=False)
+    return reports
 
 
 def _print_summary(console: Console, record: dict[str, Any]) -> None:
