@@ -355,3 +355,27 @@ def test_registry_datasets_without_a_copy_say_where_they_looked(monkeypatch, tmp
     write_image(tmp_path / "jaffe" / "KA.SU1.42.tiff", photo(256, 256, 120, smile=1))
     data = zoo.dataset("jaffe").with_options({"size": 32}).load()
     assert data.name == "jaffe" and data.images.shape == (2, 32, 32)
+
+
+def test_a_run_shows_and_records_what_the_loader_skipped(zoo, tmp_path):
+    from rich.console import Console
+
+    from ferbench.runner import RunRequest, run
+
+    root = write_ckplus(tmp_path / "CK+", {(f"S{p:03d}", "001"): 3 + 2 * (p % 2) for p in range(4)}, frames=3,
+                        missing_face=("S001", "001", 3))
+    write_corrupt(root / "cohn-kanade-images/S002/001/S002_001_00000003.png")
+    console = Console(record=True, width=200)
+    request = RunRequest(method="example-tinycnn", dataset=str(root), protocol="kfold", folds=2,
+                         config={"epochs": 1, "batch_size": 4}, data_options={"size": 32}, out_dir=tmp_path / "out",
+                         device="cpu", save_model=False)
+    records = run(zoo, request, console)
+    output = console.export_text()
+    assert "skipped 1 unreadable, 1 no face image(s)" in output and "S001_001_00000003.png" in output
+    report = records[0]["load_reports"]["CK+"]
+    assert report["excluded"] == {"unreadable": ["cohn-kanade-images/S002/001/S002_001_00000003.png"],
+                                  "no_face": ["cohn-kanade-images/S001/001/S001_001_00000003.png"]}
+    assert report["face_pipeline"]["size"] == 32 and report["images"] == 10
+    again = zoo.dataset(str(root)).with_options({"size": 32}).load()
+    assert again.load_report["cache"]["reused"] is True
+    assert again.load_report["excluded"] == report["excluded"]  # the cache keeps the exclusions
