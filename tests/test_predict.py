@@ -6,7 +6,6 @@ import io
 import json
 
 import cv2
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -93,6 +94,4 @@ def read(path: Path) -> Dataset:
 
 
 def _with_cache(dataset: Dataset, path: Path, reused: bool) -> Dataset:
-    from dataclasses import replace
-
     return replace(dataset, load_report={**dataset.load_report, "cache": {"file": str(path), "reused": reused}})

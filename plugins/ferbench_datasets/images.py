@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -156,7 +156,3 @@ def _relative(path: Path, root: Path) -> str:
 def image_paths(folder_path: Path) -> list[Path]:
     """Files directly in ``folder_path`` (any name: undecodable ones are reported as unreadable), sorted."""
     return sorted(p for p in folder_path.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
-def first_existing(candidates: Iterable[Path]) -> Path | None:
-    return next((p for p in candidates if p.exists()), None)
