@@ -1,4 +1,4 @@
-"""The ``ferbench`` command line: run, eval, leaderboard, list, plugins."""
+"""The ``ferbench`` command line: run, eval, predict, leaderboard, list, plugins."""
 
 from __future__ import annotations
 
@@ -181,6 +181,39 @@ def eval_(
     records = evaluate(load_zoo(registry), model, dataset, split=split, device=device, out_dir=out,
                        batch_size=batch_size, console=console)
     console.print(f"results: [bold]{Path(records[0]['_path']).parent.parent}[/]")
+
+
+@app.command()
+def predict(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).", show_default=False)],
+    model: Annotated[Path, typer.Option(help="A saved model folder (or its model.json) written by ferbench run.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the table here (default: standard output).")] = None,
+    format_: Annotated[Optional[str], typer.Option("--format", help="csv or json (default: from --output's suffix, else csv).")] = None,
+    annotate: Annotated[Optional[Path], typer.Option(help="Folder for copies of the photos with each face boxed and labelled.")] = None,
+    detect: Annotated[Optional[str], typer.Option(help="Face detector: haar, or none for images that are face crops already.")] = None,
+    margin: Annotated[Optional[float], typer.Option(help="Crop margin around the face, a fraction of its side (default: the model's training crops').")] = None,
+    mask: Annotated[Optional[bool], typer.Option("--mask/--no-mask", help="Black out the background outside the face ellipse (default: as in training).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 64,
+    device: DeviceOption = "auto",
+    registry: RegistryOption = None,
+) -> None:
+    """Find the faces in photos and classify their expression: one row per face (file, box, class, probabilities)."""
+    from ferbench.predict import predict as predict_faces, write_predictions
+    from ferbench.runner import resolve_device
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
+    result = predict_faces(model, inputs, load_zoo(registry).catalog.build, resolve_device(device), batch_size,
+                           detect=detect, margin=margin, mask=mask, annotate=annotate)
+    text = write_predictions(result, output, format_)
+    if output is None:
+        sys.stdout.write(text)
+    files = len({row["file"] for row in result.faces})
+    errors.print(f"{len(result.faces)} face(s) in {files} file(s)" + (f", written to {output}" if output else "")
+                 + (f"; annotated copies in {annotate}" if annotate else ""), highlight=False)
+    for reason, names in (("no face found", result.no_face), ("unreadable", result.unreadable)):
+        if names:
+            errors.print(f"[yellow]{reason}[/] ({len(names)}): {', '.join(names)}", highlight=False)
 
 
 @app.command()

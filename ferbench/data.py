@@ -6,8 +6,8 @@ plain arrays plus metadata, and a model's input transform runs per batch on the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,9 @@ class Dataset:
     ``classes``, which are canonical names (see :data:`CANONICAL_CLASSES`). ``subjects`` holds a person id
     per image ("" where unknown) so protocols can keep people out of both train and test, and ``splits``
     the release's own split per image ("train", "test", "public_test", "all", ...). ``meta`` holds any
-    further per-image columns (``source_file``, ``sequence``, ``style``).
+    further per-image columns (``source_file``, ``sequence``, ``style``). ``load_report`` says how the loader
+    made it (face pipeline settings, preprocessing cache, and every file it skipped with the reason), so a
+    run can show and record what was left out.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Dataset:
     splits: np.ndarray
     meta: Mapping[str, np.ndarray] = field(default_factory=dict)
     source: str = ""
+    load_report: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for column in ("images", "labels", "subjects", "splits"):
@@ -121,6 +124,7 @@ class Dataset:
             splits=self.splits[index],
             meta={k: v[index] for k, v in self.meta.items()},
             source=self.source,
+            load_report=self.load_report,
         )
 
     def split(self, split: str) -> "Dataset":
@@ -149,11 +153,7 @@ class Dataset:
         mapping = np.array([position.get(c, -1) for c in self.classes], dtype=np.int64)
         new_labels = mapping[self.labels] if len(self) else self.labels
         keep = new_labels >= 0
-        subset = self.select(keep)
-        return Dataset(
-            name=self.name, images=subset.images, labels=new_labels[keep], classes=classes,
-            subjects=subset.subjects, splits=subset.splits, meta=subset.meta, source=self.source,
-        )
+        return replace(self.select(keep), labels=new_labels[keep], classes=classes)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -227,8 +227,7 @@ class ResolvedDataset:
         if not isinstance(dataset, Dataset):
             raise DatasetError(f"loader {self.spec.name!r} returned {type(dataset).__name__}, not a Dataset")
         if dataset.name != self.name:
-            dataset = Dataset(self.name, dataset.images, dataset.labels, dataset.classes, dataset.subjects,
-                              dataset.splits, dataset.meta, dataset.source)
+            dataset = replace(dataset, name=self.name)
         return remap_classes(dataset, self.classes) if self.classes else dataset
 
 
@@ -242,9 +241,7 @@ def remap_classes(dataset: Dataset, mapping: Mapping[str, str | None]) -> Datase
 
     new_labels = np.asarray(relabel, dtype=np.int64)[dataset.labels]
     keep = new_labels >= 0
-    subset = dataset.select(keep)
-    return Dataset(dataset.name, subset.images, new_labels[keep], kept, subset.subjects, subset.splits,
-                   subset.meta, dataset.source)
+    return replace(dataset.select(keep), labels=new_labels[keep], classes=kept)
 
 
 def default_registry_path() -> Path | None:

@@ -154,6 +154,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     with console.status(f"loading {source.name}" + (f" and {target.name}" if target else "")):
         dataset = source.load()
         target_data = target.load() if target else None
+    load_reports = _load_reports(console, (dataset, target_data))
     for data in filter(None, (dataset, target_data)):
         if len(data.class_counts()) < 2 or sum(1 for k in data.class_counts().values() if k) < 2:
             raise DatasetError(f"dataset {data.name!r} has fewer than two classes with images; nothing to classify")
@@ -206,6 +207,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         # How to rerun it: the command that started the run (and any that resumed it), from where.
         "command": {"argv": manifest["argv"], "cwd": manifest["cwd"], "resumed_by": manifest.get("resumes", [])},
     }
+    if load_reports:
+        common["load_reports"] = load_reports
     tracker = Tracker(console)
     records: list[dict[str, Any]] = []
     checkpoint = TrainingCheckpoint()
@@ -337,9 +340,11 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
     resumed_from = checkpoint.resumed_from
     saved = None
     if request.save_model:
+        # The training images' size and face pipeline let `ferbench predict` crop new photos the same way.
         model.save(fold_dir / "model", trained_by={"run_id": common["run_id"], "method": method.name,
                                                    "dataset": common["train_dataset"], "fold": fold.name,
-                                                   "seed": request.seed})
+                                                   "seed": request.seed, "image_size": list(fold.train.image_size),
+                                                   "face_pipeline": fold.train.load_report.get("face_pipeline")})
         saved = fold_dir / "model" if (fold_dir / "model").exists() else None
     records = []
     for split, test in fold.tests.items():
@@ -419,6 +424,7 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
     source = zoo.dataset(dataset_name)
     with console.status(f"loading {source.name}"):
         dataset = source.load()
+    load_reports = _load_reports(console, (dataset,))
     if split == "all":
         tests = {"all": dataset}
     elif split:
@@ -441,6 +447,8 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         "model": {"path": str(Path(model_path)), "trained_by": trained_by},
         "command": {"argv": list(sys.argv), "cwd": os.getcwd()},
     }
+    if load_reports:
+        common["load_reports"] = load_reports
     console.print(f"[bold]{method_name}[/] (trained on {common['train_dataset']}) evaluated on [bold]{dataset.name}[/]")
     records = []
     for name, test in tests.items():
@@ -456,6 +464,27 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         records.append(record)
         _print_summary(console, record)
     return records
+
+
+def _load_reports(console: Console, datasets: Iterable[Dataset | None]) -> dict[str, Any]:
+    """What each loader reported (face pipeline, cache, skipped files), shown now and kept in every result."""
+    reports = {}
+    for data in datasets:
+        if data is None or not data.load_report:
+            continue
+        reports[data.name] = dict(data.load_report)
+        cache = data.load_report.get("cache")
+        if cache:
+            console.print(f"{data.name}: preprocessed images {'reused from' if cache['reused'] else 'cached in'} "
+                          f"{cache['file']}")
+        skipped = {reason: count for reason, count in (data.load_report.get("excluded_counts") or {}).items() if count}
+        if skipped:
+            listed = [name for names in (data.load_report.get("excluded") or {}).values() for name in names]
+            console.print(f"[yellow]warning:[/] {data.name}: skipped "
+                          + ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in skipped.items())
+                          + f" image(s) ({', '.join(listed[:5])}{', ...' if len(listed) > 5 else ''}); "
+                          "every one is listed under load_reports in the result records", highlight=False)
+    return reports
 
 
 def _print_summary(console: Console, record: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferbench.augment import augment_batch
 from ferbench.checkpoint import TrainingCheckpoint, load_weights, save_model
 from ferbench.data import Dataset, InputSpec
 from ferbench.divergence import DivergenceGuard
@@ -31,7 +32,9 @@ SUPERVISED_DEFAULTS: dict[str, Any] = {
     "lr": 2e-3,
     "weight_decay": 5e-4,
     "label_smoothing": 0.1,
-    "augment": True,
+    "augment": True,  # random rotation, shift, zoom and flip (ferbench.augment)
+    "crop_padding": 0,  # > 0: random crop after reflection padding by this many pixels
+    "erasing": 0.0,  # > 0: probability of random erasing per image
     "drop_rate": 0.0,
     "image_size": None,  # None: the training set's own size
     "in_chans": None,  # None: the training set's own channels
@@ -46,26 +49,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def random_affine(x: torch.Tensor, generator: torch.Generator, max_rotate: float = 10.0,
-                  max_shift: float = 0.08, max_zoom: float = 0.1) -> torch.Tensor:
-    """Per-image random rotation, shift, zoom and horizontal flip, in one ``grid_sample`` call."""
-    n = x.shape[0]
-
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(n, generator=generator) * (high - low) + low
-
-    angle = uniform(-max_rotate, max_rotate) * math.pi / 180
-    zoom = uniform(1 - max_zoom, 1 + max_zoom)
-    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([
-        torch.stack([cos * flip, -sin, uniform(-max_shift, max_shift) * 2], dim=1),
-        torch.stack([sin * flip, cos, uniform(-max_shift, max_shift) * 2], dim=1),
-    ], dim=1).to(x.device, x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, config: dict[str, Any],
@@ -105,8 +88,7 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
         for step in track(range(steps), f"epoch {epoch}/{epochs}", total=steps):
             index = order[step * batch_size:(step + 1) * batch_size].to(device)
             x = input_spec(images[index])
-            if config["augment"]:
-                x = random_affine(x, generator)
+            x = augment_batch(x, generator, config)
             x = x.contiguous(memory_format=torch.channels_last)
             y = labels[index]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
@@ -216,6 +198,12 @@ def check_config(config: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if key in config and (not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1):
             raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    if "crop_padding" in config and (not isinstance(config["crop_padding"], int) or isinstance(config["crop_padding"], bool)
+                                     or config["crop_padding"] < 0):
+        raise ConfigError(f"crop_padding must be a non-negative integer (pixels), got {config['crop_padding']!r}")
+    if "erasing" in config and (not isinstance(config["erasing"], (int, float)) or isinstance(config["erasing"], bool)
+                                or not 0 <= config["erasing"] <= 1):
+        raise ConfigError(f"erasing must be a probability from 0 to 1, got {config['erasing']!r}")
     for key in ("lr", "weight_decay", "label_smoothing", "drop_rate"):
         if key in config and (not _is_number(config[key]) or config[key] < 0):
             raise ConfigError(f"{key} must be a finite non-negative number, got {config[key]!r}")

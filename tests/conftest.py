@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = ROOT / "examples" / "ferbench-example-plugin"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout, or wherever FERBENCH_DATA points (a worktree's parent has no shared/).
+SHARED_DATA = Path(os.environ.get("FERBENCH_DATA") or ROOT.parent / "shared" / "data")
 sys.path.insert(0, str(EXAMPLE_PLUGIN))  # the example plugin's module, for in-process tests
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/plugin_fixtures
 
@@ -48,3 +50,9 @@ def zoo(test_plugins, write_registry):
     from ferbench.registry import Zoo
 
     return Zoo(PluginManager(), write_registry({"version": 1}))
+
+
+@pytest.fixture(autouse=True)
+def private_cache(monkeypatch, tmp_path_factory):
+    """Every test gets its own preprocessing cache, so none reads another's entries or writes to ~/.cache."""
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path_factory.mktemp("ferbench-cache")))

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ferbench.data import InputSpec
-from ferbench.training import predict_proba, random_affine
+from ferbench.augment import random_affine
+from ferbench.training import predict_proba
 
 SIZE, BATCH = 48, 64
 

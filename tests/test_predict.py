@@ -1,0 +1,106 @@
+"""ferbench predict end to end: train a tiny model on face-cropped photos, then predict on a folder of
+photos with one face, two faces, no face and a corrupt file."""
+
+import csv
+import io
+import json
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from ferbench.cli import app
+from ferbench.errors import ConfigError
+from face_fixtures import draw_face, photo, write_corrupt, write_image
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory):
+    """example-tinycnn trained on an image folder of photos, face-cropped to 32 px by the loader."""
+    tmp_path = tmp_path_factory.mktemp("predict")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        (tmp_path / "registry.yaml").write_text("version: 1\n")
+        monkeypatch.setenv("FERBENCH_REGISTRY", str(tmp_path / "registry.yaml"))
+        monkeypatch.setenv("FERBENCH_PLUGINS", "ferbench_example")
+        monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+        yield train(tmp_path)
+
+
+def train(tmp_path):
+    data = tmp_path / "photos"
+    for split, count in (("train", 6), ("test", 2)):
+        for i in range(count):
+            at = (20 + 7 * i, 15 + 5 * i)
+            write_image(data / split / "happy" / f"h{i}.png", photo(200, 180, 100, at=at, smile=1.0))
+            write_image(data / split / "neutral" / f"n{i}.png", photo(200, 180, 100, at=at, smile=0.0))
+    done = runner.invoke(app, ["run", "--method", "example-tinycnn", "--dataset", str(data), "--epochs", "2",
+                               "--batch-size", "4", "--device", "cpu", "--out", str(tmp_path / "results"),
+                               "--data-option", "detect=haar", "--data-option", "size=32"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    (model,) = (tmp_path / "results").rglob("model.json")
+    return model.parent
+
+
+def make_inputs(folder):
+    write_image(folder / "one.jpg", photo(240, 200, 90, colour=True))
+    two = photo(420, 220, face=False)
+    two[20:140, 10:130] = draw_face(120, smile=1.0)
+    two[60:150, 300:390] = draw_face(90)
+    write_image(folder / "group" / "two.png", two)
+    write_image(folder / "wall.png", photo(240, 200, face=False))
+    write_corrupt(folder / "broken.jpg")
+    (folder / "notes.txt").write_text("not an image, and not named like one: ignored")
+    return folder
+
+
+def test_predict_writes_one_row_per_face_and_names_what_it_skipped(trained_model, tmp_path):
+    model_record = json.loads((trained_model / "model.json").read_text())
+    assert model_record["trained_by"]["image_size"] == [32, 32]
+    assert model_record["trained_by"]["face_pipeline"]["detect"] == "haar"
+    inputs = make_inputs(tmp_path / "new")
+    out = tmp_path / "predictions.csv"
+    done = runner.invoke(app, ["predict", "--model", str(trained_model), str(inputs), "-o", str(out), "--annotate",
+                               str(tmp_path / "annotated"), "--device", "cpu"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    faces = [r for r in rows if r["status"] == "face"]
+    assert sorted((r["file"], r["face"]) for r in faces) == [("new/group/two.png", "0"), ("new/group/two.png", "1"),
+                                                            ("new/one.jpg", "0")]
+    assert {(r["file"], r["status"]) for r in rows if r["status"] != "face"} == {("new/wall.png", "no_face"),
+                                                                              ("new/broken.jpg", "unreadable")}
+    for row in faces:
+        probabilities = {c: float(row[f"p_{c}"]) for c in ("happiness", "neutral")}
+        assert sum(probabilities.values()) == pytest.approx(1, abs=1e-4)
+        assert row["predicted"] == max(probabilities, key=probabilities.get)
+        assert int(row["w"]) > 60 and int(row["x"]) >= 0
+    assert "no face found (1): new/wall.png" in done.output and "unreadable (1): new/broken.jpg" in done.output
+    annotated = cv2.imread(str(tmp_path / "annotated" / "new" / "group" / "two.png"))
+    original = cv2.imread(str(inputs / "group" / "two.png"))
+    assert annotated.shape == original.shape and (annotated != original).any()
+    assert not (tmp_path / "annotated" / "new" / "wall.png").exists()
+
+
+def test_predict_json_to_standard_output_for_one_file(trained_model, tmp_path):
+    image = write_image(tmp_path / "face.png", photo(240, 200, 90))
+    done = runner.invoke(app, ["predict", "--model", str(trained_model), str(image), "--format", "json",
+                               "--device", "cpu"], catch_exceptions=False)
+    assert done.exit_code == 0
+    result = json.loads(done.stdout)
+    assert result["classes"] == ["happiness", "neutral"] and result["face_pipeline"]["size"] == 32
+    (face,) = result["faces"]
+    assert face["file"] == str(image) and len(face["box"]) == 4 and set(face["probabilities"]) == {"happiness", "neutral"}
+    assert result["no_face"] == [] and result["unreadable"] == []
+
+
+def test_predict_bad_inputs(trained_model, tmp_path):
+    with pytest.raises(ConfigError, match="missing.png: no such file or folder"):
+        runner.invoke(app, ["predict", "--model", str(trained_model), str(tmp_path / "missing.png")],
+                      catch_exceptions=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no image files"):
+        runner.invoke(app, ["predict", "--model", str(trained_model), str(tmp_path / "empty")], catch_exceptions=False)
+    with pytest.raises(ConfigError, match="--format must be csv or json"):
+        runner.invoke(app, ["predict", "--model", str(trained_model), str(make_inputs(tmp_path / "in")),
+                            "--format", "xml", "--device", "cpu"], catch_exceptions=False)
