@@ -65,7 +65,7 @@ def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
 def run(
     method: Annotated[Optional[str], typer.Option(help="Method or classifier, e.g. timm:resnet18.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name, or a folder in a supported format.")] = None,
-    protocol: Annotated[Optional[str], typer.Option(help="holdout, kfold (subject-independent), image-kfold, cross-dataset (default: the dataset's).")] = None,
+    protocol: Annotated[Optional[str], typer.Option(help="holdout, kfold (subject-independent), image-kfold, cross-dataset (default: the method's if it names one, else the dataset's).")] = None,
     target: Annotated[Optional[str], typer.Option(help="Cross-dataset: the dataset models are trained on.")] = None,
     suite: Annotated[Optional[str], typer.Option(help="Run every run of a registry suite instead.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,

@@ -148,13 +148,16 @@ class ComponentSpec:
 @dataclass(frozen=True)
 class MethodSpec:
     """A method: ``build()`` returns a fresh :class:`Method`; ``defaults`` are its hyperparameters and
-    ``components`` its default component name per role."""
+    ``components`` its default component name per role. ``protocol`` is the protocol it runs under when
+    ``--protocol`` is not given (None: the dataset's own), for methods that only make sense under one
+    (a cross-dataset restyler)."""
 
     name: str
     build: Callable[[], Method]
     summary: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
+    protocol: str | None = None
 
 
 @dataclass(frozen=True)
