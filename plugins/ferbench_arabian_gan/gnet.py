@@ -2,8 +2,10 @@
 ``(N, 3, S, S)`` image in [-1, 1].
 
 DCGAN's generator shape: a fully connected projection to an ``(8 width) x S/16 x S/16`` map, then four
-4x4 transposed convolutions with stride 2, each halving the channels (batch norm and ReLU between them),
-and tanh. The image size must be a multiple of 16 (48, 64, 96). It takes no labels: the restyler has to
+stages that double the resolution and halve the channels (batch norm and ReLU between them), and tanh.
+Each stage is a nearest-neighbour upsampling and a 3x3 convolution rather than DCGAN's 4x4 transposed
+convolution with stride 2, whose uneven overlap paints a checkerboard into the image (Odena et al. 2016,
+"Deconvolution and checkerboard artifacts"); the restyled faces showed it. The image size must be a multiple of 16 (48, 64, 96). It takes no labels: the restyler has to
 work on unlabelled images, so whatever class information the output carries must come from the input.
 """
 
@@ -16,7 +18,7 @@ from ferbench.interfaces import Generator
 
 
 def up_block(in_chans: int, out_chans: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(in_chans, out_chans, 4, 2, 1, bias=False),
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_chans, out_chans, 3, 1, 1, bias=False),
                          nn.BatchNorm2d(out_chans), nn.ReLU(inplace=True))
 
 
@@ -34,7 +36,8 @@ class ArabianGnet(Generator):
             up_block(8 * w, 4 * w),
             up_block(4 * w, 2 * w),
             up_block(2 * w, w),
-            nn.ConvTranspose2d(w, out_chans, 4, 2, 1),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(w, out_chans, 3, 1, 1),
             nn.Tanh(),
         )
 

@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     # The generator's loss: adversarial BCE + guide cross-entropy (the paper), + our terms.
     "adversarial_weight": 1.0,
     "classifier_weight": 1.0,
+    "warmup_epochs": 2,  # first epochs with the reconstruction term alone, no Dnet or guide (0: the paper)
     "reconstruction_weight": 10.0,  # L1 of restyling a target image, in the source's channels, back to itself (0: the paper)
     "residual": True,  # Gnet's output is a correction added to the input image (False: the paper)
     "label_matched_batches": True,  # real target batch with the same labels as the source batch (False: the paper)
@@ -73,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
 PAPER_SETTING: dict[str, Any] = {
     **DEFAULTS,
     "reconstruction_weight": 0.0,
+    "warmup_epochs": 0,
     "residual": False,
     "label_matched_batches": False,
     "guide_augment": False,
@@ -154,6 +156,11 @@ def check(config: dict[str, Any]) -> None:
     for key in ("latent_dim", "width", "classifier_epochs", "classifier_batch_size", "grid_examples"):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
             raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    warmup = config["warmup_epochs"]
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or not 0 <= warmup < config["epochs"]:
+        raise ConfigError(f"warmup_epochs must be an integer from 0 to epochs - 1, got {warmup!r}")
+    if warmup and not config["reconstruction_weight"]:
+        raise ConfigError("warmup_epochs trains the reconstruction term alone: it needs reconstruction_weight > 0")
     if not names(config["classifiers"], "classifiers"):
         raise ConfigError("classifiers must name at least one evaluator classifier")
     if not names(config["guide_classifiers"], "guide_classifiers") and config["classifier_weight"] > 0:
@@ -358,19 +365,21 @@ class ArabianGAN(Method):
 def generator_terms(restyler: Restyler, discriminator: nn.Module, guides: list[FrozenClassifier],
                     real_source: torch.Tensor, labels: torch.Tensor, real_target: torch.Tensor,
                     target_as_source: torch.Tensor, config: dict[str, Any], sampler: torch.Generator,
-                    restyled: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    restyled: torch.Tensor | None = None, warmup: bool = False) -> dict[str, torch.Tensor]:
     """The generator's loss terms (unweighted): the adversarial BCE and the guides' cross-entropy against
     the source labels (the paper), and our reconstruction term: the L1 between target images and the
     restyling of the same images in the source's channel format (``target_as_source``: grey when the
     source is grey). A target image has to come back as it was, which is CycleGAN's identity term, and
-    when the source is grey it is free paired supervision for the colour the restyler has to add."""
+    when the source is grey it is free paired supervision for the colour the restyler has to add.
+    ``warmup``: the reconstruction term alone."""
     device = real_source.device
-    restyled = restyler(real_source) if restyled is None else restyled
     terms = {}
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits = discriminator(restyled, labels).float()
-        terms["adversarial"] = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-        if guides and float(config["classifier_weight"]):
+        if not warmup:
+            restyled = restyler(real_source) if restyled is None else restyled
+            logits = discriminator(restyled, labels).float()
+            terms["adversarial"] = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        if guides and float(config["classifier_weight"]) and not warmup:
             seen = random_affine(restyled.float(), sampler) if config["guide_augment"] else restyled
             terms["classifier"] = torch.stack([F.cross_entropy(g.logits_of_generated(seen).float(), labels)
                                                for g in guides]).mean()
@@ -388,8 +397,9 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
     """Train Enet -> Gnet (the restyler) and Dnet; returns the per-epoch metrics.
 
     Each step: Dnet learns to tell real target images with their labels from restyled source images with
-    the source labels (binary cross-entropy); then Enet and Gnet minimise :func:`generator_terms`. The
-    guides are frozen: only Enet's, Gnet's and Dnet's parameters are in an optimizer.
+    the source labels (binary cross-entropy); then Enet and Gnet minimise :func:`generator_terms`. In the
+    first ``warmup_epochs`` only the reconstruction term trains (no Dnet step). The guides are frozen:
+    only Enet's, Gnet's and Dnet's parameters are in an optimizer.
     """
     device, size = ctx.device, int(config["image_size"])
     cuda = device.type == "cuda"
@@ -421,30 +431,35 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
             real_target, real_target_labels = to_gan(target_images[target_index], size), target_labels[target_index]
             target_as_source = to_gan(target_images[target_index], size, source.channels)
 
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                restyled = restyler(real_source)
-                logit_real = discriminator(real_target, real_target_labels).float()
-                logit_fake = discriminator(restyled.detach(), labels).float()
-            loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) \
-                + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
-            optimizer_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            optimizer_d.step()
+            warmup = epoch <= int(config["warmup_epochs"])
+            restyled = None
+            if not warmup:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                    restyled = restyler(real_source)
+                    logit_real = discriminator(real_target, real_target_labels).float()
+                    logit_fake = discriminator(restyled.detach(), labels).float()
+                loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) \
+                    + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+                optimizer_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                optimizer_d.step()
 
             terms = generator_terms(restyler, discriminator, guides, real_source, labels, real_target,
-                                    target_as_source, config, sampler, restyled)
+                                    target_as_source, config, sampler, restyled, warmup)
             loss_g = generator_loss(terms, config)
             optimizer_g.zero_grad(set_to_none=True)
             loss_g.backward()
             optimizer_g.step()
 
-            if guides:
-                with torch.no_grad():
-                    guessed = guides[0].logits_of_generated(restyled.detach().float()).argmax(1).cpu()
-                guide_predictions += torch.bincount(guessed, minlength=len(source.classes))
-            for name, value in {"loss_d": loss_d, "loss_g": loss_g, **{f"loss_{k}": v for k, v in terms.items()},
-                                "d_real": torch.sigmoid(logit_real).mean(),
-                                "d_fake": torch.sigmoid(logit_fake).mean()}.items():
+            observed = {"loss_g": loss_g, **{f"loss_{k}": v for k, v in terms.items()}}
+            if not warmup:
+                observed.update(loss_d=loss_d, d_real=torch.sigmoid(logit_real).mean(),
+                                d_fake=torch.sigmoid(logit_fake).mean())
+                if guides:
+                    with torch.no_grad():
+                        guessed = guides[0].logits_of_generated(restyled.detach().float()).argmax(1).cpu()
+                    guide_predictions += torch.bincount(guessed, minlength=len(source.classes))
+            for name, value in observed.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
         metrics = {name: total / steps for name, total in sums.items()}
         metrics["loss"] = metrics["loss_g"]  # what epoch observers log: the generator's loss
@@ -453,7 +468,7 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
             # class is vanishing (the paper's collapse), visible while training.
             metrics["guide_rarest_class_share"] = float(guide_predictions.min() / guide_predictions.sum())
         metrics["seconds"] = time.perf_counter() - started
-        if not math.isfinite(metrics["loss_g"]) or not math.isfinite(metrics["loss_d"]):
+        if not all(math.isfinite(v) for v in metrics.values()):
             raise FloatingPointError(f"restyler training diverged in epoch {epoch}: {metrics}")
         history.append({"epoch": epoch, **metrics})
         ctx.epoch_end(epoch, metrics)
