@@ -67,7 +67,7 @@ def run(
     ctx: typer.Context,
     method: Annotated[Optional[str], typer.Option(help="Method or classifier, e.g. timm:resnet18.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name, or a folder in a supported format.")] = None,
-    protocol: Annotated[Optional[str], typer.Option(help="holdout, kfold (subject-independent), image-kfold, cross-dataset (default: the dataset's).")] = None,
+    protocol: Annotated[Optional[str], typer.Option(help="holdout, kfold (subject-independent), image-kfold, cross-dataset (default: the method's if it names one, else the dataset's).")] = None,
     target: Annotated[Optional[str], typer.Option(help="Cross-dataset: the dataset models are trained on.")] = None,
     suite: Annotated[Optional[str], typer.Option(help="Run every run of a registry suite instead.")] = None,
     index: Annotated[Optional[int], typer.Option(help="With --suite: run only run number INDEX (0-based), e.g. $SLURM_ARRAY_TASK_ID.")] = None,

@@ -172,7 +172,9 @@ class MethodSpec:
     """A method: ``build()`` returns a fresh :class:`Method`; ``defaults`` are its hyperparameters and
     ``components`` its default component name per role. ``inference`` (optional) builds the method's whole
     inference path, untrained, as one module from images to logits
-    (``inference(num_classes=, in_chans=, image_size=)``), so ``ferbench bench`` can time it."""
+    (``inference(num_classes=, in_chans=, image_size=)``), so ``ferbench bench`` can time it. ``protocol``
+    is the protocol it runs under when ``--protocol`` is not given (None: the dataset's own), for methods
+    that only make sense under one (a cross-dataset restyler)."""
 
     name: str
     build: Callable[[], Method]
@@ -180,6 +182,7 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
     inference: Callable[..., nn.Module] | None = None
+    protocol: str | None = None
 
 
 @dataclass(frozen=True)

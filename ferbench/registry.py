@@ -40,10 +40,12 @@ METHOD: Schema = {"plugin": (STR, True), "summary": (STR, False), "components": 
 PAPER: Schema = {"title": (STR, True), "authors": (STR, False), "year": (INT, False), "source": (STR, False),
                  "reported": (LIST, True)}
 # A paper's numbers are about the paper's own datasets, which ferbench may not be able to load (the Arabian
-# GAN's FACES+JAFFE -> OULU-CASIA), so `dataset` and `target` are names as the paper gives them.
+# GAN's FACES+JAFFE -> OULU-CASIA), so `dataset` and `target` are names as the paper gives them. `stage` says
+# which of a method's measurements a number is when the paper reports several (the Arabian GAN's before and
+# after restyling); `per_class` and `per_class_sd` hold a table's per-class rows.
 REPORTED: Schema = {"dataset": (STR, True), "target": (STR, False), "protocol": (STR, True), "metric": (STR, True),
                     "value": (NUM, True), "sd": (NUM, False), "split": (STR, False), "note": (STR, False),
-                    "per_class": (DICT, False)}
+                    "per_class": (DICT, False), "per_class_sd": (DICT, False), "stage": (STR, False)}
 DATASET: Schema = {"plugin": (STR, True), "loader": (STR, False), "summary": (STR, False), "paths": (LIST, False),
                    "options": (DICT, False), "classes": (DICT, False), "protocol": (STR, False),
                    "notes": (STR, False)}

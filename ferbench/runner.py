@@ -143,7 +143,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         components[role] = name
     device = resolve_device(request.device)
     source = zoo.dataset(request.dataset).with_options(request.data_options)
-    protocol_name = request.protocol or source.protocol
+    protocol_name = request.protocol or method.spec.protocol or source.protocol
     protocol, protocol_options = zoo.protocol(protocol_name)
     if protocol.needs_target and not request.target:
         raise ConfigError(f"--protocol {protocol_name} needs --target (the dataset to train on)")

@@ -120,3 +120,16 @@ def test_remap_classes_merges_and_drops(squares):
     assert merged.classes == ("disgust", "happiness")
     assert len(merged) == len(d) * 2 // 3
     assert merged.class_counts() == {"disgust": 12, "happiness": 12}
+
+
+def test_paper_rows_can_name_a_stage_and_per_class_values(write_registry):
+    row = {"dataset": "FACES+JAFFE", "target": "OULU-CASIA", "protocol": "cross-dataset", "metric": "mean_tpr",
+           "stage": "after", "value": 49.39, "sd": 1.84, "per_class": {"anger": 72.41}, "per_class_sd": {"anger": 10.27}}
+    path = write_registry({"version": 1, "methods": {"timm:resnet18": {"plugin": "timm", "paper": {
+        "title": "t", "reported": [row]}}}})
+    (number,) = zoo_for(path).paper_numbers()
+    assert number["stage"] == "after" and number["per_class_sd"] == {"anger": 10.27}
+    bad = write_registry({"version": 1, "methods": {"timm:resnet18": {"plugin": "timm", "paper": {
+        "title": "t", "reported": [{**row, "stage": 2}]}}}}, name="bad.yaml")
+    with pytest.raises(ConfigError, match=r"reported\[0\].stage: must be str"):
+        zoo_for(bad)

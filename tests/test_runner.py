@@ -108,3 +108,19 @@ def test_bad_input_fails_before_any_training(zoo, tmp_path, monkeypatch, kwargs,
 def test_a_dataset_with_one_class_is_refused(zoo, tmp_path):
     with pytest.raises(DatasetError, match="fewer than two classes"):
         tiny_run(zoo, tmp_path, dataset="one-class")
+
+
+def test_a_methods_own_protocol_is_the_default(zoo, tmp_path):
+    from ferbench.interfaces import MethodSpec
+    from ferbench.training import SUPERVISED_DEFAULTS, SupervisedMethod
+
+    zoo.catalog.methods["cross-only"] = MethodSpec("cross-only", SupervisedMethod, defaults=SUPERVISED_DEFAULTS,
+                                                   components={"classifier": "example-tinycnn"},
+                                                   protocol="cross-dataset")
+    zoo.catalog.owner[("methods", "cross-only")] = "ferbench_example"
+    (record,) = tiny_run(zoo, tmp_path, method="cross-only", dataset="squares-rgb", target="squares")
+    assert record["protocol"] == "cross-dataset" and record["train_dataset"] == "squares"
+    # --protocol still wins, and a method without one keeps the dataset's default
+    with pytest.raises(ConfigError, match="--target is only used by a cross-dataset protocol"):
+        tiny_run(zoo, tmp_path, method="cross-only", dataset="squares-rgb", target="squares", protocol="holdout")
+    assert tiny_run(zoo, tmp_path)[0]["protocol"] == "holdout"

@@ -1,0 +1,116 @@
+"""What a run of the Arabian GAN reports beyond accuracy: the paper's Table 2, the collapse detector, the
+Frechet distance in a classifier's feature space, and the source | restyled | target image grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ferbench.data import Dataset
+from ferbench.files import atomic_path
+
+
+def mean_sd(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and sample SD (ddof 1; 0 for a single value) in percent, with the values they come from."""
+    values = [100 * v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "sd": None, "n": 0}
+    return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def tpr_table(classifiers: list[dict[str, Any]], classes: Sequence[str]) -> dict[str, Any]:
+    """The paper's Table 2: per class, the true-positive rate before and after restyling as mean +- SD over
+    ``classifiers`` (each holding ``before``/``after`` with ``per_class_tpr`` and ``accuracy``), in percent.
+
+    Two summary rows: ``mean_tpr`` (each classifier's unweighted mean over the classes, then mean +- SD)
+    and ``accuracy`` (true positives over all images, then mean +- SD), the paper's "Mean" row.
+    """
+    table: dict[str, Any] = {"classes": list(classes), "classifiers": [c["name"] for c in classifiers]}
+    for stage in ("before", "after"):
+        table[stage] = {c: mean_sd([k[stage]["per_class_tpr"][c] for k in classifiers]) for c in classes}
+        table[f"mean_tpr_{stage}"] = mean_sd([
+            np.mean([v for v in k[stage]["per_class_tpr"].values() if v is not None]) for k in classifiers])
+        table[f"accuracy_{stage}"] = mean_sd([k[stage]["accuracy"] for k in classifiers])
+    return table
+
+
+def collapse_report(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str],
+                    fraction: float = 0.1) -> dict[str, Any]:
+    """The class distribution of predictions on restyled images, and the classes that vanished from it.
+
+    A class *vanishes* when it is predicted for fewer than ``fraction`` times as many images as truly
+    belong to it (the paper's collapse: three classes never predicted). Classes absent from ``labels``
+    are not judged.
+    """
+    true_counts = np.bincount(labels, minlength=len(classes))
+    predicted_counts = np.bincount(predicted, minlength=len(classes))
+    vanished = [c for c, t, p in zip(classes, true_counts, predicted_counts) if t and p < fraction * t]
+    return {
+        "predicted_distribution": {c: int(k) for c, k in zip(classes, predicted_counts)},
+        "true_distribution": {c: int(k) for c, k in zip(classes, true_counts)},
+        "vanished": vanished,
+        "collapsed": bool(vanished),
+        "rule": f"predicted for fewer than {fraction:g} x its true count",
+    }
+
+
+def frechet_distance(features: np.ndarray, reference: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (FID's formula, in any feature space):
+    ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2)``, through symmetric eigendecompositions so
+    that it stays real and stable for the small, rank-deficient sets FER test splits give."""
+    mu1, mu2 = features.mean(0), reference.mean(0)
+    s1, s2 = np.atleast_2d(np.cov(features, rowvar=False)), np.atleast_2d(np.cov(reference, rowvar=False))
+    values, vectors = np.linalg.eigh(s1)
+    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.linalg.eigvalsh(root1 @ s2 @ root1)
+    trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_root)
+
+
+def restyle_grid_png(path: Path, test: Dataset, restyled: np.ndarray, reference: Dataset, classes: Sequence[str],
+                     examples: int, seed: int, title: str) -> Path:
+    """One row per class: ``examples`` source test images | the same images restyled | target images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    size = restyled.shape[1] if len(restyled) else 48
+
+    def tile(images: np.ndarray) -> np.ndarray:
+        import cv2
+
+        rgb = np.stack([cv2.resize(np.repeat(i[..., None], 3, -1) if i.ndim == 2 else i, (size, size),
+                                   interpolation=cv2.INTER_AREA) for i in images]) if len(images) else np.zeros((0, size, size, 3), np.uint8)
+        padded = np.full((examples, size, size, 3), 255, np.uint8)
+        padded[:len(rgb)] = rgb
+        return np.concatenate(list(padded), axis=1)
+
+    gap = np.full((size, size // 4, 3), 255, np.uint8)
+    rows = []
+    for label in range(len(classes)):
+        chosen = np.flatnonzero(test.labels == label)
+        chosen = rng.choice(chosen, size=min(examples, len(chosen)), replace=False) if len(chosen) else chosen
+        target = np.flatnonzero(reference.labels == label)
+        target = rng.choice(target, size=min(examples, len(target)), replace=False) if len(target) else target
+        rows.append(np.concatenate([tile(test.images[chosen]), gap, tile(restyled[chosen]), gap,
+                                    tile(reference.images[target])], axis=1))
+    mosaic = np.concatenate(rows, axis=0)
+    fig, ax = plt.subplots(figsize=(mosaic.shape[1] / 40 + 1.2, mosaic.shape[0] / 40 + 0.8))
+    ax.imshow(mosaic)
+    ax.set_yticks([size * (i + 0.5) for i in range(len(classes))], classes)
+    width = examples * size + size // 4
+    ax.set_xticks([examples * size / 2, width + examples * size / 2, 2 * width + examples * size / 2],
+                  ["source", "restyled", "target"])
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
