@@ -1,0 +1,61 @@
+"""Reconstruction quality: PSNR and SSIM (scikit-image) between each query and G(w), and a picture of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from ferbench.files import atomic_path
+
+
+def _scores(queries: np.ndarray, reconstructions: np.ndarray) -> tuple[list[float], list[float]]:
+    channel_axis = -1 if queries.ndim == 4 else None
+    psnr, ssim = [], []
+    for query, reconstruction in zip(queries, reconstructions):
+        # An exact reconstruction has infinite PSNR; cap it at 100 dB so means stay finite.
+        psnr.append(min(100.0, float(peak_signal_noise_ratio(query, reconstruction, data_range=255))))
+        ssim.append(float(structural_similarity(query, reconstruction, data_range=255, channel_axis=channel_axis)))
+    return psnr, ssim
+
+
+def reconstruction_quality(queries: np.ndarray, encoder_estimates: np.ndarray,
+                           optimised: np.ndarray) -> dict[str, float | int]:
+    """Mean PSNR (dB) and SSIM over images, for the encoder's estimate and after optimisation (uint8 inputs
+    of one shape: the generator's size and channels)."""
+    out: dict[str, float | int] = {"images": len(queries)}
+    for name, reconstructions in (("encoder", encoder_estimates), ("optimised", optimised)):
+        psnr, ssim = _scores(queries, reconstructions)
+        out[f"psnr_{name}"] = float(np.mean(psnr)) if psnr else float("nan")
+        out[f"ssim_{name}"] = float(np.mean(ssim)) if ssim else float("nan")
+    return out
+
+
+def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estimates: np.ndarray,
+                            optimised: np.ndarray, title: str, rows: int = 8) -> Path:
+    """Up to ``rows`` faces, one per row: query | encoder estimate | optimised."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = max(1, min(rows, len(queries)))
+    fig, axes = plt.subplots(rows, 3, figsize=(4.5, 1.5 * rows + 0.4), squeeze=False)
+    for row in range(rows):
+        for column, (name, images) in enumerate((("query", queries), ("encoder", encoder_estimates),
+                                                 ("optimised", optimised))):
+            ax = axes[row, column]
+            if row < len(images):
+                ax.imshow(images[row], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=9)
+    fig.suptitle(title, fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
