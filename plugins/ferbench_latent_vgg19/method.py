@@ -183,10 +183,13 @@ def read_gan_folder(directory: Path, build) -> tuple[StyleGenerator, StyleEncode
         weights = record_path.parent / f"{name}.safetensors"
         if not weights.is_file():
             raise CheckpointError(f"GAN folder {record_path.parent} lacks {weights.name}")
-        missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False)
+        try:
+            missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False)
+        except Exception as error:  # a tensor of another shape, or not a safetensors file
+            raise CheckpointError(f"{weights} does not fit {record[name]['component']}: {error}") from error
         if missing or unexpected:
             raise CheckpointError(f"{weights} does not fit {record[name]['component']}: "
-                                  f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+                                  f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
         modules.append(module.eval())
     return modules[0], modules[1], record
 

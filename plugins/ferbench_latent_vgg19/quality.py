@@ -15,7 +15,8 @@ def _scores(queries: np.ndarray, reconstructions: np.ndarray) -> tuple[list[floa
     psnr, ssim = [], []
     for query, reconstruction in zip(queries, reconstructions):
         # An exact reconstruction has infinite PSNR; cap it at 100 dB so means stay finite.
-        psnr.append(min(100.0, float(peak_signal_noise_ratio(query, reconstruction, data_range=255))))
+        psnr.append(100.0 if np.array_equal(query, reconstruction) else
+                    min(100.0, float(peak_signal_noise_ratio(query, reconstruction, data_range=255))))
         ssim.append(float(structural_similarity(query, reconstruction, data_range=255, channel_axis=channel_axis)))
     return psnr, ssim
 
