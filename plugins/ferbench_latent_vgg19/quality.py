@@ -35,20 +35,21 @@ def reconstruction_quality(queries: np.ndarray, encoder_estimates: np.ndarray,
 
 def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estimates: np.ndarray,
                             optimised: np.ndarray, title: str, rows: int = 8) -> Path:
-    """Up to ``rows`` faces, one per row: query | encoder estimate | optimised."""
+    """Up to ``rows`` faces spread evenly over the set (test sets are often sorted by class), one per row:
+    query | encoder estimate | optimised."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = max(1, min(rows, len(queries)))
+    picks = np.linspace(0, len(queries) - 1, rows).round().astype(int) if len(queries) else []
     fig, axes = plt.subplots(rows, 3, figsize=(4.5, 1.5 * rows + 0.4), squeeze=False)
-    for row in range(rows):
+    for row, pick in enumerate(picks):
         for column, (name, images) in enumerate((("query", queries), ("encoder", encoder_estimates),
                                                  ("optimised", optimised))):
             ax = axes[row, column]
-            if row < len(images):
-                ax.imshow(images[row], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=255)
+            ax.imshow(images[pick], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=255)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
