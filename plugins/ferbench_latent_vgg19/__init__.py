@@ -66,6 +66,7 @@ from ferbench.interfaces import ComponentSpec, MethodSpec
 
 from ferbench_latent_vgg19.encoder import StyleEncoder
 from ferbench_latent_vgg19.method import COMPONENTS, DEFAULTS, LatentVGG19Method
+from ferbench_latent_vgg19.quality import leaderboard_section
 from ferbench_latent_vgg19.stylegan import StyleDiscriminator, StyleGenerator
 
 __version__ = "0.1.0"
@@ -88,3 +89,8 @@ def ferbench_register_methods():
     return [MethodSpec("latent-vgg19", LatentVGG19Method,
                        "GAN latent-space reconstruction (StyleGAN + encoder + optimisation) + fine-tuned VGG19",
                        defaults=DEFAULTS, components=COMPONENTS)]
+
+
+@hookimpl
+def ferbench_leaderboard_sections(records, paper):
+    return leaderboard_section(records)

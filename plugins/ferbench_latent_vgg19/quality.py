@@ -61,3 +61,36 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return path
+
+
+def leaderboard_section(records: list[dict]) -> list[str]:
+    """A LEADERBOARD.md table of latent-vgg19's reconstruction quality and what each generator learnt from."""
+    rows = []
+    for r in records:
+        extra = r.get("extra") or {}
+        quality, generator = extra.get("reconstruction"), extra.get("generator") or {}
+        if r.get("method") != "latent-vgg19" or not isinstance(quality, dict):
+            continue
+        trained_on = generator.get("trained_on") or {}
+        gan = (generator.get("config") or {})
+        rows.append("| " + " | ".join([
+            r.get("dataset", "?"), r.get("protocol", "?"), r.get("fold", "?"), r.get("test_split", "?"),
+            f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images)",
+            str(gan.get("gan_steps", "?")), str((extra.get("inversion") or {}).get("steps", "?")),
+            f"{quality.get('psnr_encoder', float('nan')):.2f} / {quality.get('psnr_optimised', float('nan')):.2f}",
+            f"{quality.get('ssim_encoder', float('nan')):.3f} / {quality.get('ssim_optimised', float('nan')):.3f}",
+            f"{100 * r['metrics']['accuracy']:.2f}",
+        ]) + " |")
+    if not rows:
+        return []
+    return ["\n".join([
+        "## latent-vgg19: reconstruction quality",
+        "",
+        "PSNR (dB) and SSIM between each test face and G(w), for the encoder's estimate / after latent "
+        "optimisation, with what the generator was trained on (never the test faces).",
+        "",
+        "| Dataset | Protocol | Fold | Split | Generator trained on | GAN steps | Inversion steps | PSNR enc / opt "
+        "| SSIM enc / opt | Accuracy % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *sorted(rows),
+    ])]

@@ -239,3 +239,19 @@ def test_a_generator_trained_on_the_test_faces_is_refused(zoo, tmp_path, monkeyp
     with pytest.raises(ConfigError, match="test faces"):
         tiny_latent_run(zoo, tmp_path, dataset="squares-all", folds=3, only_folds=[1],
                         config={**TINY_RUN, "gan_data": "squares-all"})
+
+
+def test_leaderboard_section_lists_reconstruction_quality_and_the_generators_data():
+    from ferbench_latent_vgg19.quality import leaderboard_section
+
+    record = {"method": "latent-vgg19", "dataset": "ckplus48", "protocol": "kfold", "fold": "fold-01",
+              "test_split": "test", "metrics": {"accuracy": 0.5},
+              "extra": {"reconstruction": {"psnr_encoder": 12.0, "psnr_optimised": 14.5, "ssim_encoder": 0.2,
+                                           "ssim_optimised": 0.3},
+                        "generator": {"trained_on": {"dataset": "fer2013[train]", "images": 4000},
+                                      "config": {"gan_steps": 1000}},
+                        "inversion": {"steps": 10}}}
+    (section,) = leaderboard_section([record, {"method": "timm:resnet18", "extra": {}}])
+    assert "| ckplus48 | kfold | fold-01 | test | fer2013[train] (4000 images) | 1000 | 10 | 12.00 / 14.50 " \
+           "| 0.200 / 0.300 | 50.00 |" in section
+    assert leaderboard_section([{"method": "timm:resnet18", "extra": {}}]) == []
