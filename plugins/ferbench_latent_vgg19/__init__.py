@@ -1,0 +1,96 @@
+"""latent-vgg19: facial expression recognition through the latent space of a style-based GAN.
+
+Abirami & Vincent, "Identity preserving multi-pose facial expression recognition using fine tuned VGG on
+the latent space vector of generative adversarial network" (``../shared/seeds/003_10967bf3b2fc5b25.txt``). A query face is embedded in the W space of a StyleGAN: a
+ResNet encoder gives a first estimate of w, gradient descent on w (generator frozen) refines it under an L2
+loss in a classifier's feature space, and a fine-tuned VGG19 classifies the reconstructed face G(w) with
+features of w concatenated before its last layer.
+
+Files, one architecture each: ``stylegan.py`` (mapping, synthesis with AdaIN and noise, discriminator, GAN
+training), ``encoder.py`` (ResNet z -> w regression on generated pairs), ``inversion.py`` (lenses and the
+latent optimisation), ``classifier.py`` (VGG19 + latent branch), ``quality.py`` (PSNR, SSIM, the picture),
+``method.py`` (the :class:`~ferbench.interfaces.Method` and the generator cache).
+
+What the paper leaves open, what is chosen here, and why
+---------------------------------------------------------
+- **Generator weights.** The paper uses StyleGAN trained on FFHQ (1024 px, 18 x 512 styles). Nothing can be
+  downloaded here, so the generator is trained by this plugin on face images: by default the fold's
+  *training* images only (``gan_data=train``), so it never sees a test face, not even unlabelled; or another
+  face dataset's train split (``gan_data=fer2013``), the closest thing to the paper's setting of a
+  generator independent of the evaluation data, trained once and reused by every fold. A dataset without a
+  train split is refused as ``gan_data`` for a run on itself. Every result records, under
+  ``extra.generator.trained_on``, the dataset, split, image count and a fingerprint of the images.
+- **Reuse.** Generator and encoder go to ``$FERBENCH_CACHE/latent-vgg19/<key>`` (``~/.cache/ferbench``)
+  as safetensors, keyed by the images' fingerprint, the seed and every generator/encoder hyperparameter;
+  the same fold, the other protocol's identical training set, or a rerun loads them. ``gan_checkpoint``
+  loads a GAN folder (or a saved model of this method) instead.
+- **Generator size.** 512-d z and w (the paper: "a styleGAN latent space has 512 dimensions"), 8 mapping
+  layers as in StyleGAN; synthesis at ``gan_image_size`` (64 by default, as the issue asks; 48 in the CPU
+  configuration, the datasets' own size) from a 3x3 or 4x4 constant; 128 channels at the coarse levels,
+  halving at the fine ones. One w drives every layer (W, not W+), since the classifier reads one w.
+  Output through tanh, to honour the Generator interface's [-1, 1].
+- **GAN training.** StyleGAN's losses and optimiser (non-saturating logistic, R1 on reals, Adam betas
+  (0, 0.99), lr 0.002, equalised learning rate, mapping at 0.01x), with R1 gamma 0.1 (StyleGAN2's rule
+  gamma = 0.0002 res^2 / batch gives 0.01-0.03 at 48-64 px; 0.1 was chosen a little higher for the small
+  data sets) applied lazily every 4 steps, and horizontal-flip augmentation of the real faces.
+- **Encoder.** A timm ResNet-18 (the paper: "a ResNet"), predicting w as an offset from the generator's
+  mean w, trained with MSE on fresh (G(w), w) pairs each step (random per-layer noise), AdamW, cosine decay.
+- **Lens.** The paper looks through an ImageNet VGG's fully connected features. No ImageNet weights are
+  available here, so by default the lens is a face classifier (``lens`` role, timm ResNet-18) trained on
+  the fold's training split for ``lens_epochs``, and its penultimate features are compared. With
+  ``lens_weights=<local ImageNet VGG19 file>`` the paper's lens is used, at the ends of VGG19's first four
+  convolution blocks (its fully connected layers need 224 px inputs; the conv layers are the standard
+  perceptual loss at small sizes).
+- **Latent optimisation.** Adam on w, lr 0.01 (Image2StyleGAN's setting), ``invert_steps`` steps (100; the
+  paper gives none), loss = feature L2 + pixel L2 with weights 1 and 1 (the paper: "L2 feature-wise loss",
+  with pixel L2 named as the first approach's loss), the generator's noise fixed to one stored sample so
+  G(w) is deterministic.
+- **Classifier.** VGG19 with batch norm from timm (trains from scratch, which plain VGG19 does poorly; the
+  ``classifier`` role takes any timm VGG, e.g. ``timm:vgg19``; ``weights`` loads a local ImageNet file, the
+  paper's "fine-tuned"). Dropout (0.5) between the last convolution and the fully connected layers and
+  before the last layer; two FC layers of ``fc_dim`` (4096, VGG's) on globally pooled conv features; w
+  passes one FC layer of ``latent_fc_dim`` (512) and is concatenated before the final layer. The image
+  branch sees the reconstruction G(w) (``image_branch=reconstruction``; ``query`` feeds the original face
+  instead, for an ablation). Cross-entropy, trained like ferbench's supervised baselines (AdamW, one-cycle,
+  label smoothing 0.1, random affine augmentation: the paper "augments the data" without saying how), so
+  that ``timm:vgg19_bn`` is the like-for-like baseline without the latent branch.
+- **Protocols.** CK+: the paper's 10-fold over images is ``image-kfold``; the subject-independent
+  ``kfold`` is reported beside it. FER2013: the paper reports one number, 72.38%, and shows confusion
+  matrices for both public and private test without saying which the number is; ferbench scores both.
+"""
+
+from __future__ import annotations
+
+from ferbench import hookimpl
+from ferbench.interfaces import ComponentSpec, MethodSpec
+
+from ferbench_latent_vgg19.encoder import StyleEncoder
+from ferbench_latent_vgg19.method import COMPONENTS, DEFAULTS, LatentVGG19Method
+from ferbench_latent_vgg19.quality import leaderboard_section
+from ferbench_latent_vgg19.stylegan import StyleDiscriminator, StyleGenerator
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def ferbench_register_components():
+    return [
+        ComponentSpec("generator", "stylegan", StyleGenerator,
+                      "style-based generator: mapping z -> w, synthesis from a constant with AdaIN and noise"),
+        ComponentSpec("discriminator", "stylegan-discriminator", StyleDiscriminator,
+                      "the StyleGAN-style discriminator (minibatch std, equalised learning rate)"),
+        ComponentSpec("encoder", "stylegan-encoder", StyleEncoder,
+                      "a timm ResNet regressing the generator's w from an image"),
+    ]
+
+
+@hookimpl
+def ferbench_register_methods():
+    return [MethodSpec("latent-vgg19", LatentVGG19Method,
+                       "GAN latent-space reconstruction (StyleGAN + encoder + optimisation) + fine-tuned VGG19",
+                       defaults=DEFAULTS, components=COMPONENTS)]
+
+
+@hookimpl
+def ferbench_leaderboard_sections(records, paper):
+    return leaderboard_section(records)

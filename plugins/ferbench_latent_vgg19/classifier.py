@@ -1,0 +1,120 @@
+"""The expression classifier: fine-tuned VGG19 on the reconstructed face, joined with the latent w.
+
+Image branch: VGG19's convolutional layers (timm, from scratch or a local ImageNet file), global average
+pooling, dropout between the last convolution and the fully connected layers (the paper's Fig. 5), then two
+fully connected layers of ``fc_dim`` units as in VGG. Latent branch: one fully connected layer on w. The
+two feature vectors are concatenated before the final layer, whose softmax gives the seven classes.
+
+timm's VGG carries its fully connected layers as a 7x7 convolution sized for 224-pixel inputs; it is
+replaced by global pooling and linear layers so 48-96 pixel faces do not pass through a 7x7 upsampling.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ferbench.data import InputSpec
+from ferbench.training import random_affine
+
+
+class LatentVGG19(nn.Module):
+    """``forward(images, w)`` -> logits ``(N, num_classes)``; ``features(images, w)`` is the concatenated
+    vector ``(N, fc_dim + latent_fc_dim)`` the final layer reads."""
+
+    def __init__(self, num_classes: int, in_chans: int, latent_dim: int = 512, backbone: str = "vgg19_bn",
+                 fc_dim: int = 4096, latent_fc_dim: int = 512, drop_rate: float = 0.5):
+        super().__init__()
+        self.num_classes, self.in_chans, self.latent_dim = num_classes, in_chans, latent_dim
+        vgg = timm.create_model(backbone, pretrained=False, num_classes=0, in_chans=in_chans)
+        vgg.pre_logits, vgg.head = nn.Identity(), nn.Identity()  # replaced below (see the module docstring)
+        self.vgg = vgg
+        conv_dim = vgg.feature_info[-1]["num_chs"]
+        self.image_fc = nn.Sequential(
+            nn.Dropout(drop_rate), nn.Linear(conv_dim, fc_dim), nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate), nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True))
+        self.latent_fc = nn.Sequential(nn.Linear(latent_dim, latent_fc_dim), nn.ReLU(inplace=True))
+        self.feature_dim = fc_dim + latent_fc_dim
+        self.head = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(self.feature_dim, num_classes))
+
+    def features(self, images: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        conv = self.vgg.forward_features(images).mean(dim=(2, 3))
+        return torch.cat([self.image_fc(conv), self.latent_fc(w.to(conv.dtype))], dim=1)
+
+    def forward(self, images: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images, w))
+
+
+def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Tensor, labels: np.ndarray,
+                            input_spec: InputSpec, config: dict[str, Any], device: torch.device, seed: int,
+                            track: Callable = lambda it, *a, **k: it,
+                            epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None) -> list[dict]:
+    """Cross-entropy training on (uint8 image, w) pairs: the loop of ``ferbench.training.train_classifier``
+    with the latent as a second input. Augmentation moves the image only; w stays the image's code."""
+    epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
+    cuda = device.type == "cuda"
+    model.to(device, memory_format=torch.channels_last)
+    images_on_device = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    latents = w.to(device).float()
+    targets = torch.from_numpy(labels.astype(np.int64)).to(device)
+    n = len(images)
+    steps = max(1, n // batch_size) if n >= batch_size else 1
+    batch_size = min(batch_size, n)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
+                                  weight_decay=float(config["weight_decay"]), fused=cuda or None)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
+                                                   total_steps=epochs * steps, pct_start=0.2)
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=generator)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        for step in track(range(steps), f"classifier epoch {epoch}/{epochs}", total=steps):
+            index = order[step * batch_size:(step + 1) * batch_size].to(device)
+            x = input_spec(images_on_device[index])
+            if config["augment"]:
+                x = random_affine(x, generator)
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = targets[index]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = model(x, latents[index])
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=float(config["label_smoothing"]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+        seen = steps * batch_size
+        metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
+                   "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
+        if not math.isfinite(metrics["loss"]):
+            raise FloatingPointError(f"classifier loss became {metrics['loss']} in epoch {epoch}")
+        history.append({"epoch": epoch, **metrics})
+        epoch_end(epoch, metrics)
+    return history
+
+
+@torch.no_grad()
+def predict_latent_proba(model: LatentVGG19, images: np.ndarray, w: torch.Tensor, input_spec: InputSpec,
+                         device: torch.device, batch_size: int = 256) -> np.ndarray:
+    model.to(device, memory_format=torch.channels_last).eval()
+    cuda = device.type == "cuda"
+    outputs = [torch.zeros(0, model.num_classes)]
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
+        x = input_spec(batch).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = model(x, w[start:start + batch_size].to(device).float())
+        outputs.append(logits.float().softmax(1).cpu())
+    return torch.cat(outputs).numpy()

@@ -1,0 +1,446 @@
+"""The latent-vgg19 method: fit = generator + encoder (trained once, cached) -> lens -> invert the training
+faces -> train the classifier on (G(w), w); predict = invert the query faces -> classify.
+
+The generator and encoder are trained on face images only (no labels) and saved as a *GAN folder*
+(``generator.safetensors``, ``encoder.safetensors``, ``gan.json``). The folder lives in the cache
+(``$FERBENCH_CACHE/latent-vgg19/<key>``, default ``~/.cache/ferbench``), keyed by a fingerprint of the
+images it was trained on and every hyperparameter that shapes it, so later folds and runs with the same
+data reuse it instead of training again; ``gan_checkpoint`` names such a folder (or a saved model folder of
+this method) to load instead. Every result records what the generator was trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+
+from ferbench.data import Dataset, InputSpec
+from ferbench.errors import CheckpointError, ConfigError
+from ferbench.files import atomic_path, write_json
+from ferbench.interfaces import Method, RunContext
+from ferbench.results import slug
+from ferbench.training import train_classifier
+
+from ferbench_latent_vgg19.classifier import LatentVGG19, predict_latent_proba, train_latent_classifier
+from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
+from ferbench_latent_vgg19.inversion import FaceLens, ImageNetVGGLens, invert
+from ferbench_latent_vgg19.stylegan import StyleGenerator, resolution_plan, to_gan_range, train_gan
+
+GAN_FORMAT = "ferbench.latent-vgg19.gan/1"
+MODEL_FORMAT = "ferbench.latent-vgg19.model/1"
+CACHE_ENV = "FERBENCH_CACHE"
+
+DEFAULTS: dict[str, Any] = {
+    # The classifier (fine-tuned VGG19 + latent branch), trained like ferbench's supervised baselines.
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.1,
+    "augment": True,
+    "drop_rate": 0.5,
+    "fc_dim": 4096,
+    "latent_fc_dim": 512,
+    "image_size": None,  # None: the training images' size
+    "weights": None,  # a local ImageNet VGG19(-BN) file for the classifier's convolutions
+    "eval_batch_size": 256,
+    "image_branch": "reconstruction",  # what VGG19 sees: the reconstruction G(w), or the query itself
+    # The style-based generator.
+    "latent_dim": 512,
+    "mapping_layers": 8,
+    "gan_channels": 128,
+    "gan_image_size": 64,
+    "gan_steps": 20000,
+    "gan_batch_size": 32,
+    "gan_lr": 0.002,
+    "r1_gamma": 0.1,
+    "gan_data": "train",  # "train": the fold's training images; or a dataset name/folder (its train split)
+    "gan_images": None,  # at most this many images for the GAN (a seeded random subset); None: all
+    "gan_checkpoint": None,  # a GAN folder (or a saved latent-vgg19 model) to load instead of training
+    # The encoder.
+    "encoder_backbone": "resnet18",
+    "encoder_steps": 5000,
+    "encoder_batch_size": 64,
+    "encoder_lr": 1e-3,
+    # The lens and the latent optimisation.
+    "lens_weights": None,  # a local ImageNet VGG19 file; None: a face classifier trained on the training split
+    "lens_epochs": 10,
+    "lens_lr": 3e-3,
+    "lens_image_size": 96,  # the ImageNet lens's input size
+    "invert_steps": 100,
+    "invert_lr": 0.01,
+    "feature_weight": 1.0,
+    "pixel_weight": 1.0,
+    "invert_batch_size": 128,
+}
+
+COMPONENTS = {"generator": "stylegan", "discriminator": "stylegan-discriminator", "encoder": "stylegan-encoder",
+              "lens": "timm:resnet18", "classifier": "timm:vgg19_bn"}
+
+# Every hyperparameter that changes the generator or encoder: the cache key is made of these.
+GAN_KEYS = ("latent_dim", "mapping_layers", "gan_channels", "gan_image_size", "gan_steps", "gan_batch_size",
+            "gan_lr", "r1_gamma", "encoder_backbone", "encoder_steps", "encoder_batch_size", "encoder_lr")
+
+
+def check_latent_config(config: dict[str, Any]) -> None:
+    """Reject values this method cannot use, naming the hyperparameter (before any training)."""
+    positive = ("fc_dim", "latent_fc_dim", "latent_dim", "mapping_layers", "gan_channels", "gan_batch_size",
+                "encoder_batch_size", "invert_batch_size")
+    for key in positive:
+        if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    for key in ("gan_steps", "encoder_steps", "lens_epochs", "invert_steps"):
+        if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
+            raise ConfigError(f"{key} must be a non-negative integer, got {config[key]!r}")
+    for key in ("gan_lr", "r1_gamma", "encoder_lr", "lens_lr", "invert_lr", "feature_weight", "pixel_weight"):
+        if not isinstance(config[key], (int, float)) or isinstance(config[key], bool) or config[key] < 0:
+            raise ConfigError(f"{key} must be a non-negative number, got {config[key]!r}")
+    if config["feature_weight"] + config["pixel_weight"] <= 0:
+        raise ConfigError("feature_weight and pixel_weight are both 0: the latent optimisation needs a loss")
+    if not 0 <= float(config["drop_rate"]) < 1:
+        raise ConfigError(f"drop_rate must lie in [0, 1), got {config['drop_rate']!r}")
+    if config["image_branch"] not in ("reconstruction", "query"):
+        raise ConfigError(f"image_branch must be 'reconstruction' or 'query', got {config['image_branch']!r}")
+    if config["gan_images"] is not None and (not isinstance(config["gan_images"], int) or config["gan_images"] < 2):
+        raise ConfigError(f"gan_images must be an integer of at least 2 or null, got {config['gan_images']!r}")
+    if not isinstance(config["gan_data"], str) or not config["gan_data"]:
+        raise ConfigError(f"gan_data must be 'train' or a dataset name or folder, got {config['gan_data']!r}")
+    resolution_plan(int(config["gan_image_size"]))
+    for key in ("lens_weights", "weights"):
+        if config[key] and not Path(str(config[key])).expanduser().is_file():
+            raise ConfigError(f"{key}: file {config[key]} does not exist")
+    if config["gan_checkpoint"] and not (Path(str(config["gan_checkpoint"])).expanduser() / "gan.json").is_file():
+        raise ConfigError(f"gan_checkpoint: {config['gan_checkpoint']} is not a GAN folder (no gan.json in it)")
+
+
+def fingerprint(images: np.ndarray) -> str:
+    digest = hashlib.sha256(str(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/ferbench").expanduser() / "latent-vgg19"
+
+
+def gan_images_for(train: Dataset, config: dict[str, Any], seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """The face images the generator and encoder learn from, and a record of where they came from."""
+    source = config["gan_data"]
+    if source == "train":
+        images, name, split = train.images, train.name, "the fold's training split"
+    else:
+        from ferbench.plugins import PluginManager
+        from ferbench.registry import Zoo
+
+        dataset = Zoo(PluginManager()).dataset(source).load()
+        run_dataset = train.name.split("[")[0]
+        if "train" in dataset.split_names:
+            dataset, split = dataset.split("train"), "its train split"
+        elif dataset.name == run_dataset:
+            raise ConfigError(f"gan_data={source}: {source} has no train split, so the generator would see this "
+                              "run's test faces; use gan_data=train or another dataset")
+        else:
+            split = "all of it"
+        images, name = dataset.images, dataset.name
+    total = len(images)
+    if config["gan_images"] and total > config["gan_images"]:
+        keep = np.sort(np.random.default_rng(seed).choice(total, config["gan_images"], replace=False))
+        images = images[keep]
+    return images, {"gan_data": source, "dataset": name, "split": split, "images": len(images),
+                    "of_images": total, "fingerprint": fingerprint(images)}
+
+
+def write_gan_folder(directory: Path, generator: StyleGenerator, encoder: StyleEncoder,
+                     record: dict[str, Any]) -> Path:
+    """generator.safetensors, encoder.safetensors, then gan.json last: a folder with gan.json is complete."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, module in (("generator", generator), ("encoder", encoder)):
+        with atomic_path(directory / f"{name}.safetensors") as tmp:
+            safetensors.torch.save_model(module, str(tmp))
+    write_json(directory / "gan.json", {"format": GAN_FORMAT, **record})
+    return directory
+
+
+def read_gan_folder(directory: Path, build) -> tuple[StyleGenerator, StyleEncoder, dict[str, Any]]:
+    record_path = Path(directory).expanduser() / "gan.json"
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{record_path} is not readable JSON: {error}") from error
+    if record.get("format") != GAN_FORMAT:
+        raise CheckpointError(f"{record_path}: expected format {GAN_FORMAT!r}, got {record.get('format')!r}")
+    modules = []
+    for name, kind in (("generator", "generator"), ("encoder", "encoder")):
+        module = build(kind, record[name]["component"], **record[name]["build"])
+        weights = record_path.parent / f"{name}.safetensors"
+        if not weights.is_file():
+            raise CheckpointError(f"GAN folder {record_path.parent} lacks {weights.name}")
+        try:
+            missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False)
+        except Exception as error:  # a tensor of another shape, or not a safetensors file
+            raise CheckpointError(f"{weights} does not fit {record[name]['component']}: {error}") from error
+        if missing or unexpected:
+            raise CheckpointError(f"{weights} does not fit {record[name]['component']}: "
+                                  f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        modules.append(module.eval())
+    return modules[0], modules[1], record
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Float ``(N, C, S, S)`` in [-1, 1] -> uint8 ``(N, S, S)`` (grey) or ``(N, S, S, 3)``."""
+    x = ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+    return (x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)).numpy()
+
+
+class LatentVGG19Method(Method):
+    """GAN latent-space reconstruction + fine-tuned VGG19 (Abirami & Vincent, 2022)."""
+
+    def fit(self, train: Dataset, ctx: RunContext) -> None:
+        config, self.config = ctx.config, dict(ctx.config)
+        check_latent_config(config)
+        classifier_name = ctx.components["classifier"]
+        if not classifier_name.startswith("timm:"):
+            raise ConfigError(f"--component classifier={classifier_name}: latent-vgg19 needs a timm model "
+                              "(it reads the backbone's convolutional features), e.g. timm:vgg19_bn")
+        self.device, self.track, self.classes = ctx.device, ctx.track, train.classes
+        self.components = dict(ctx.components)
+        self.timings: dict[str, float] = {}
+
+        started = time.perf_counter()
+        self.generator, self.encoder, self.gan_record = self._generator_and_encoder(train, ctx)
+        self.generator.to(self.device).eval()
+        self.encoder.to(self.device).eval()
+        self.timings["generator_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        self.lens, self.lens_record = self._lens(train, ctx)
+        self.timings["lens_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        inverted = self._invert(train.images, "inverting the training faces")
+        self.train_inversion = _summary(inverted)
+        self.timings["invert_train_s"] = time.perf_counter() - started
+
+        images = inverted["reconstructions"] if config["image_branch"] == "reconstruction" else train.images
+        in_chans = 1 if images.ndim == 3 else 3
+        image_size = int(config["image_size"] or max(train.image_size))
+        self.classifier_build = {"num_classes": len(train.classes), "in_chans": in_chans,
+                                 "latent_dim": self.generator.latent_dim, "backbone": classifier_name[len("timm:"):],
+                                 "fc_dim": int(config["fc_dim"]), "latent_fc_dim": int(config["latent_fc_dim"]),
+                                 "drop_rate": float(config["drop_rate"])}
+        self.classifier = LatentVGG19(**self.classifier_build)
+        self.weights_report = None
+        if config["weights"]:
+            from ferbench.checkpoint import load_weights
+
+            self.weights_report = load_weights(self.classifier.vgg, config["weights"])
+        self.input_spec = InputSpec.fit(images, in_chans, image_size)
+        started = time.perf_counter()
+        self.history = train_latent_classifier(self.classifier, images, inverted["w"], train.labels, self.input_spec,
+                                               config, self.device, ctx.seed, ctx.track, ctx.epoch_end)
+        self.timings["classifier_s"] = time.perf_counter() - started
+        self._last: tuple[Dataset, dict[str, Any]] | None = None
+
+    # --- the generator and encoder: loaded, cached or trained --------------------------------------------
+    def _generator_and_encoder(self, train: Dataset, ctx: RunContext):
+        config = ctx.config
+        if config["gan_checkpoint"]:
+            generator, encoder, record = read_gan_folder(Path(str(config["gan_checkpoint"])), ctx.build)
+            self._check_generator(generator, encoder)
+            return generator, encoder, {**_public(record), "source": f"loaded from {config['gan_checkpoint']}"}
+        images, trained_on = gan_images_for(train, config, ctx.seed)
+        channels = 1 if images.ndim == 3 else 3
+        key_material = {"format": GAN_FORMAT, "config": {k: config[k] for k in GAN_KEYS}, "channels": channels,
+                        "components": {r: ctx.components[r] for r in ("generator", "discriminator", "encoder")},
+                        "data": trained_on["fingerprint"], "seed": ctx.seed}
+        key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()[:16]
+        folder = cache_root() / key
+        if (folder / "gan.json").is_file():
+            generator, encoder, record = read_gan_folder(folder, ctx.build)
+            self._check_generator(generator, encoder)
+            return generator, encoder, {**_public(record), "source": f"reused from the cache ({folder})"}
+
+        size, latent_dim = int(config["gan_image_size"]), int(config["latent_dim"])
+        generator_build = {"image_size": size, "out_chans": channels, "latent_dim": latent_dim,
+                           "mapping_layers": int(config["mapping_layers"]), "channels": int(config["gan_channels"])}
+        encoder_build = {"latent_dim": latent_dim, "in_chans": channels, "image_size": size,
+                         "backbone": str(config["encoder_backbone"])}
+        generator = ctx.build("generator", ctx.components["generator"], **generator_build)
+        discriminator = ctx.build("discriminator", ctx.components["discriminator"], image_size=size,
+                                  in_chans=channels, channels=int(config["gan_channels"]))
+        encoder = ctx.build("encoder", ctx.components["encoder"], **encoder_build)
+        self._check_generator(generator, encoder)
+        device = ctx.device
+        gan_history = train_gan(generator, discriminator, torch.from_numpy(images).to(device),
+                                steps=int(config["gan_steps"]), batch_size=int(config["gan_batch_size"]),
+                                lr=float(config["gan_lr"]), r1_gamma=float(config["r1_gamma"]), seed=ctx.seed,
+                                device=device, track=ctx.track)
+        encoder_history = train_encoder(encoder, generator, steps=int(config["encoder_steps"]),
+                                        batch_size=int(config["encoder_batch_size"]),
+                                        lr=float(config["encoder_lr"]), seed=ctx.seed + 1, device=device,
+                                        track=ctx.track)
+        record = {"trained_on": trained_on, "key": key, "seed": ctx.seed,
+                  "generator": {"component": ctx.components["generator"], "build": generator_build},
+                  "encoder": {"component": ctx.components["encoder"], "build": encoder_build},
+                  "discriminator": ctx.components["discriminator"], "config": key_material["config"],
+                  "training": {"gan": gan_history, "encoder": encoder_history}}
+        write_gan_folder(folder, generator.cpu(), encoder.cpu(), record)
+        return generator, encoder, {**_public(record), "source": f"trained in this run, cached at {folder}"}
+
+    @staticmethod
+    def _check_generator(generator, encoder) -> None:
+        if not isinstance(generator, StyleGenerator):
+            raise ConfigError("latent-vgg19 needs a style-based generator with mapping and synthesis networks "
+                              f"(the 'stylegan' component), got {type(generator).__name__}")
+        if getattr(encoder, "latent_dim", None) != generator.latent_dim:
+            raise ConfigError(f"the encoder predicts {getattr(encoder, 'latent_dim', '?')}-d latents but the "
+                              f"generator takes {generator.latent_dim}-d ones")
+
+    # --- the lens --------------------------------------------------------------------------------------
+    def _lens(self, train: Dataset, ctx: RunContext):
+        config = ctx.config
+        if not config["feature_weight"]:
+            return None, {"kind": "none (feature_weight is 0: pixel loss only)"}
+        if config["lens_weights"]:
+            lens = ImageNetVGGLens(str(config["lens_weights"]), int(config["lens_image_size"])).to(self.device)
+            return lens, {"kind": "ImageNet VGG19 (local weights)", "weights": str(config["lens_weights"]),
+                          "layers": "relu1_2, relu2_2, relu3_4, relu4_4", "image_size": int(config["lens_image_size"]),
+                          "load_report": lens.report}
+        name = ctx.components["lens"]
+        size = max(train.image_size)
+        build = {"num_classes": len(train.classes), "in_chans": train.channels, "image_size": size}
+        classifier = ctx.build("classifier", name, **build)
+        spec = InputSpec.fit(train.images, train.channels, size)
+        lens_config = {"epochs": int(config["lens_epochs"]), "batch_size": int(config["batch_size"]),
+                       "lr": float(config["lens_lr"]), "weight_decay": float(config["weight_decay"]),
+                       "label_smoothing": float(config["label_smoothing"]), "augment": bool(config["augment"])}
+        history = train_classifier(classifier, train, spec, lens_config, self.device, ctx.seed + 2, ctx.track) \
+            if lens_config["epochs"] else []
+        self.lens_state = (name, build, spec, classifier)
+        return FaceLens(classifier, spec).to(self.device), {
+            "kind": f"face classifier {name} trained on the fold's training split (penultimate features)",
+            "epochs": lens_config["epochs"], "history": history}
+
+    # --- inversion ---------------------------------------------------------------------------------------
+    def _invert(self, images: np.ndarray, description: str) -> dict[str, Any]:
+        config, generator = self.config, self.generator
+        batch_size = int(config["invert_batch_size"])
+        lens = self.lens if self.lens is not None else (lambda x: [])
+        parts: dict[str, list] = {"w_encoder": [], "w": [], "loss_before": [], "loss_after": [],
+                                  "reconstructions": []}
+        starts = range(0, len(images), batch_size)
+        for start in self.track(starts, description, total=len(starts)):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(self.device)
+            queries = to_gan_range(batch, generator.out_chans, generator.image_size)
+            result = invert(generator, self.encoder, lens, queries, steps=int(config["invert_steps"]),
+                            lr=float(config["invert_lr"]), feature_weight=float(config["feature_weight"]),
+                            pixel_weight=float(config["pixel_weight"]))
+            with torch.no_grad():
+                reconstruction = generator.synthesis(result["w"], noise="fixed")
+            for key in ("w_encoder", "w", "loss_before", "loss_after"):
+                parts[key].append(result[key].cpu())
+            parts["reconstructions"].append(to_uint8(reconstruction))
+        out: dict[str, Any] = {k: torch.cat(v) if v else torch.zeros(0) for k, v in parts.items()
+                               if k != "reconstructions"}
+        out["reconstructions"] = np.concatenate(parts["reconstructions"]) if parts["reconstructions"] else \
+            np.zeros((0, generator.image_size, generator.image_size), np.uint8)
+        return out
+
+    def _inversion_for(self, data: Dataset) -> dict[str, Any]:
+        if self._last is None or self._last[0] is not data:
+            started = time.perf_counter()
+            self._last = (data, self._invert(data.images, f"inverting {len(data)} faces"))
+            self.timings["invert_test_s"] = time.perf_counter() - started
+        return self._last[1]
+
+    # --- Method --------------------------------------------------------------------------------------------
+    def predict(self, data: Dataset) -> np.ndarray:
+        inverted = self._inversion_for(data)
+        images = inverted["reconstructions"] if self.config["image_branch"] == "reconstruction" else data.images
+        return predict_latent_proba(self.classifier, images, inverted["w"], self.input_spec, self.device,
+                                    int(self.config["eval_batch_size"]))
+
+    def report(self, test: Dataset, ctx: RunContext) -> dict[str, Any]:
+        from ferbench_latent_vgg19.quality import reconstruction_grid_png, reconstruction_quality
+
+        inverted = self._inversion_for(test)
+        generator = self.generator
+        queries = to_uint8(to_gan_range(torch.from_numpy(np.ascontiguousarray(test.images)),
+                                        generator.out_chans, generator.image_size))
+        with torch.no_grad():
+            encoder_estimates = np.concatenate([np.zeros((0, *queries.shape[1:]), np.uint8)] + [
+                to_uint8(generator.synthesis(w.to(self.device), noise="fixed"))
+                for w in inverted["w_encoder"].split(int(self.config["invert_batch_size"]))])
+        quality = reconstruction_quality(queries, encoder_estimates, inverted["reconstructions"])
+        grid = reconstruction_grid_png(ctx.out_dir / f"reconstructions-{slug(test.name)}.png", queries,
+                                       encoder_estimates, inverted["reconstructions"],
+                                       f"latent-vgg19 on {test.name}: query | encoder estimate | optimised")
+        extra: dict[str, Any] = {
+            "history": self.history,
+            "generator": self.gan_record,
+            "lens": self.lens_record,
+            "inversion": {"steps": int(self.config["invert_steps"]), "lr": float(self.config["invert_lr"]),
+                          "feature_weight": float(self.config["feature_weight"]),
+                          "pixel_weight": float(self.config["pixel_weight"]),
+                          "train": self.train_inversion, "test": _summary(inverted)},
+            "reconstruction": {**quality, "png": grid.name},
+            "timings": dict(self.timings),
+        }
+        if self.weights_report:
+            extra["weights"] = self.weights_report
+        return extra
+
+    def save(self, directory: Path, trained_by: dict[str, Any] | None = None) -> None:
+        """The GAN folder (generator, encoder, gan.json), the classifier and the lens, and a record of each."""
+        directory = Path(directory)
+        write_gan_folder(directory, self.generator.cpu(), self.encoder.cpu(), self.gan_record)
+        self.generator.to(self.device)
+        self.encoder.to(self.device)
+        with atomic_path(directory / "classifier.safetensors") as tmp:
+            safetensors.torch.save_model(self.classifier.cpu(), str(tmp))
+        self.classifier.to(self.device)
+        lens = None
+        if getattr(self, "lens_state", None):
+            name, build, spec, module = self.lens_state
+            with atomic_path(directory / "lens.safetensors") as tmp:
+                safetensors.torch.save_model(module.cpu(), str(tmp))
+            module.to(self.device)
+            lens = {"component": name, "build": build, "input": _spec_json(spec), "weights": "lens.safetensors"}
+        write_json(directory / "latent-vgg19.json", {
+            "format": MODEL_FORMAT, "classes": list(self.classes), "components": self.components,
+            "classifier": {"build": self.classifier_build, "input": _spec_json(self.input_spec),
+                           "weights": "classifier.safetensors"},
+            "lens": lens or self.lens_record, "gan": "gan.json", "config": self.config,
+            "trained_by": trained_by or {},
+        })
+
+
+def _summary(inverted: dict[str, Any]) -> dict[str, Any]:
+    before, after = inverted["loss_before"], inverted["loss_after"]
+    if not len(before):
+        return {"images": 0}
+    return {"images": len(before), "loss_encoder": float(before.mean()), "loss_optimised": float(after.mean()),
+            "improved_share": float((after < before).float().mean())}
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """What a result needs to say about the generator: what it was trained on, how, and its key."""
+    keys = ("trained_on", "key", "seed", "generator", "encoder", "discriminator", "config", "source")
+    out = {k: record[k] for k in keys if k in record}
+    training = record.get("training") or {}
+    out["training"] = {part: {k: v for k, v in (training.get(part) or {}).items() if k != "history"}
+                       | {"last": ((training.get(part) or {}).get("history") or [None])[-1]}
+                       for part in ("gan", "encoder") if part in training}
+    return out
+
+
+def _spec_json(spec: InputSpec) -> dict[str, Any]:
+    return {"in_chans": spec.in_chans, "image_size": spec.image_size, "mean": list(spec.mean), "std": list(spec.std)}

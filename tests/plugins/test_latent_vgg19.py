@@ -1,0 +1,257 @@
+"""latent-vgg19: generator shapes, AdaIN, latent optimisation, the classifier head, GAN folders, a tiny run."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ferbench.errors import CheckpointError, ConfigError
+from ferbench.plugins import PluginManager
+from ferbench.runner import RunRequest, run
+from ferbench_latent_vgg19.classifier import LatentVGG19
+from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
+from ferbench_latent_vgg19.inversion import FaceLens, invert
+from ferbench_latent_vgg19.method import read_gan_folder, write_gan_folder
+from ferbench_latent_vgg19.quality import reconstruction_quality
+from ferbench_latent_vgg19.stylegan import AdaIN, StyleDiscriminator, StyleGenerator, resolution_plan, train_gan
+
+TINY_G = {"latent_dim": 32, "mapping_layers": 2, "channels": 16}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return PluginManager().catalog
+
+
+@pytest.mark.parametrize("size, chans, base, upsamplings", [(48, 1, 3, 4), (64, 3, 4, 4), (96, 1, 3, 5), (16, 1, 4, 2)])
+def test_mapping_and_synthesis_shapes(size, chans, base, upsamplings):
+    torch.manual_seed(0)
+    generator = StyleGenerator(image_size=size, out_chans=chans, **TINY_G).eval()
+    z = torch.randn(3, 32)
+    w = generator.mapping(z)
+    assert w.shape == (3, 32)
+    assert generator.synthesis.constant.shape[-2:] == (base, base)
+    assert len(generator.synthesis.blocks) == upsamplings + 1
+    images = generator.synthesis(w, noise="fixed")
+    assert images.shape == (3, chans, size, size)
+    assert images.abs().max() <= 1
+    assert torch.equal(generator(z, noise="fixed"), images)
+    # Each image has its own style: different z, different images.
+    assert not torch.allclose(images[0], images[1])
+    discriminator = StyleDiscriminator(image_size=size, in_chans=chans, channels=16)
+    assert discriminator(images).shape == (3,)
+
+
+@pytest.mark.parametrize("size", [7, 10, 50, 80])
+def test_sizes_that_are_not_3_or_4_times_a_power_of_two_are_refused(size):
+    with pytest.raises(ConfigError, match="gan_image_size"):
+        resolution_plan(size)
+
+
+def test_noise_modes():
+    generator = StyleGenerator(image_size=16, out_chans=1, **TINY_G)
+    for layer in generator.synthesis.blocks[-1]:
+        layer.noise.strength.data.fill_(0.5)
+    w = generator.mapping(torch.randn(2, 32))
+    with torch.no_grad():
+        fixed = generator.synthesis(w, noise="fixed")
+        assert torch.equal(fixed, generator.synthesis(w, noise="fixed"))
+        assert not torch.equal(generator.synthesis(w, noise="random"), generator.synthesis(w, noise="random"))
+        assert not torch.equal(fixed, generator.synthesis(w, noise="none"))
+
+
+def test_adain_output_statistics_follow_the_style():
+    torch.manual_seed(0)
+    adain = AdaIN(channels=8, latent_dim=32)
+    torch.nn.init.normal_(adain.style.weight)  # styles that differ clearly from the identity
+    x = torch.randn(4, 8, 12, 12) * 3 + 5
+    w = torch.randn(4, 32)
+    out = adain(x, w)
+    scale, shift = adain.styles(w)
+    assert torch.allclose(out.mean(dim=(2, 3)), shift, atol=1e-4)
+    assert torch.allclose(out.std(dim=(2, 3), unbiased=False), scale.abs(), rtol=1e-3, atol=1e-4)
+    # The input's own statistics are gone: only the style sets them.
+    assert torch.allclose(adain(x * 10 - 7, w), out, atol=1e-3)
+
+
+def _lens(in_chans=1, size=16):
+    from ferbench.data import InputSpec
+    from ferbench_timm import TimmClassifier
+
+    classifier = TimmClassifier("resnet10t", num_classes=3, in_chans=in_chans, image_size=size)
+    return FaceLens(classifier, InputSpec(in_chans, size, (0.5,) * in_chans, (0.25,) * in_chans))
+
+
+def test_latent_optimisation_lowers_the_loss_and_leaves_the_generator_alone():
+    torch.manual_seed(0)
+    generator = StyleGenerator(image_size=16, out_chans=1, **TINY_G).eval()
+    encoder = StyleEncoder(latent_dim=32, in_chans=1, image_size=16, backbone="resnet10t").eval()
+    with torch.no_grad():
+        queries = generator.synthesis(generator.mapping(torch.randn(4, 32)), noise="fixed")
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    result = invert(generator, encoder, _lens(), queries, steps=25, lr=0.05, feature_weight=1.0, pixel_weight=1.0)
+    assert result["w"].shape == result["w_encoder"].shape == (4, 32)
+    assert (result["loss_after"] < result["loss_before"]).all()
+    assert (result["loss_after"] < 0.8 * result["loss_before"]).any()
+    after = generator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.requires_grad for p in generator.parameters())  # trainable again afterwards
+    assert all(p.grad is None for p in generator.parameters())
+
+
+def test_pixel_only_optimisation_needs_no_lens():
+    torch.manual_seed(1)
+    generator = StyleGenerator(image_size=16, out_chans=3, **TINY_G).eval()
+    encoder = StyleEncoder(latent_dim=32, in_chans=3, image_size=16, backbone="resnet10t").eval()
+    queries = torch.rand(2, 3, 16, 16) * 2 - 1
+    result = invert(generator, encoder, lambda x: [], queries, steps=10, lr=0.05, feature_weight=0.0,
+                    pixel_weight=1.0)
+    assert (result["loss_after"] < result["loss_before"]).all()
+
+
+@pytest.mark.parametrize("fc_dim, latent_fc_dim, latent_dim", [(64, 16, 32), (128, 8, 512)])
+def test_classifier_head_reads_image_and_latent_features_concatenated(fc_dim, latent_fc_dim, latent_dim):
+    model = LatentVGG19(num_classes=7, in_chans=1, latent_dim=latent_dim, backbone="vgg11_bn", fc_dim=fc_dim,
+                        latent_fc_dim=latent_fc_dim, drop_rate=0.5).eval()
+    final = model.head[-1]
+    assert final.in_features == fc_dim + latent_fc_dim == model.feature_dim
+    assert final.out_features == 7
+    assert isinstance(model.head[0], torch.nn.Dropout) and isinstance(model.image_fc[0], torch.nn.Dropout)
+    x, w = torch.randn(2, 1, 32, 32), torch.randn(2, latent_dim)
+    with torch.no_grad():
+        features = model.features(x, w)
+        assert features.shape == (2, fc_dim + latent_fc_dim)
+        assert model(x, w).shape == (2, 7)
+        # The latent really reaches the logits.
+        assert not torch.allclose(model(x, w), model(x, w + 1))
+
+
+def test_gan_folder_round_trip_gives_identical_outputs(tmp_path, catalog):
+    torch.manual_seed(0)
+    generator = catalog.build("generator", "stylegan", image_size=16, out_chans=1, **TINY_G)
+    discriminator = catalog.build("discriminator", "stylegan-discriminator", image_size=16, in_chans=1, channels=16)
+    encoder = catalog.build("encoder", "stylegan-encoder", latent_dim=32, in_chans=1, image_size=16,
+                            backbone="resnet10t")
+    images = torch.randint(0, 256, (8, 16, 16), dtype=torch.uint8)
+    history = train_gan(generator, discriminator, images, steps=4, batch_size=4, lr=0.002, r1_gamma=0.1, seed=0,
+                        device=torch.device("cpu"), r1_every=2)
+    assert history["steps"] == 4 and history["history"][-1]["step"] == 4
+    assert generator.w_avg.abs().sum() > 0  # the mean w was tracked
+    train_encoder(encoder, generator, steps=2, batch_size=4, lr=1e-3, seed=0, device=torch.device("cpu"))
+    record = {"generator": {"component": "stylegan", "build": {"image_size": 16, "out_chans": 1, **TINY_G}},
+              "encoder": {"component": "stylegan-encoder",
+                          "build": {"latent_dim": 32, "in_chans": 1, "image_size": 16, "backbone": "resnet10t"}},
+              "trained_on": {"dataset": "random"}}
+    write_gan_folder(tmp_path / "gan", generator, encoder, record)
+    loaded_g, loaded_e, loaded_record = read_gan_folder(tmp_path / "gan", catalog.build)
+    assert loaded_record["trained_on"] == {"dataset": "random"}
+    z, queries = torch.randn(3, 32), torch.rand(3, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded_g(z, noise="fixed"), generator.eval()(z, noise="fixed"))
+        assert torch.equal(loaded_e(queries), encoder.eval()(queries))
+        assert torch.equal(loaded_g.w_avg, generator.w_avg)
+
+
+def test_broken_gan_folders_are_refused(tmp_path, catalog):
+    (tmp_path / "gan.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(CheckpointError, match="expected format"):
+        read_gan_folder(tmp_path, catalog.build)
+    generator = StyleGenerator(image_size=16, out_chans=1, **TINY_G)
+    encoder = StyleEncoder(latent_dim=32, in_chans=1, image_size=16, backbone="resnet10t")
+    record = {"generator": {"component": "stylegan", "build": {"image_size": 16, "out_chans": 1, "latent_dim": 32,
+                                                               "mapping_layers": 3, "channels": 16}},
+              "encoder": {"component": "stylegan-encoder",
+                          "build": {"latent_dim": 32, "in_chans": 1, "image_size": 16, "backbone": "resnet10t"}}}
+    write_gan_folder(tmp_path / "other", generator, encoder, record)  # the record says 3 mapping layers, not 2
+    with pytest.raises(CheckpointError, match="does not fit"):
+        read_gan_folder(tmp_path / "other", catalog.build)
+
+
+def test_reconstruction_quality_is_perfect_for_identical_images_and_lower_otherwise():
+    rng = np.random.default_rng(0)
+    queries = rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)
+    noisy = np.clip(queries.astype(int) + rng.integers(-40, 40, queries.shape), 0, 255).astype(np.uint8)
+    quality = reconstruction_quality(queries, noisy, queries)
+    assert quality["psnr_optimised"] == 100.0 and quality["ssim_optimised"] == pytest.approx(1.0)
+    assert quality["psnr_encoder"] < 30 and quality["ssim_encoder"] < 0.99
+
+
+TINY_RUN = {"epochs": 1, "batch_size": 8, "image_size": 32, "fc_dim": 32, "latent_fc_dim": 8, "latent_dim": 32,
+            "mapping_layers": 2, "gan_channels": 16, "gan_image_size": 16, "gan_steps": 3, "gan_batch_size": 8,
+            "encoder_backbone": "resnet10t", "encoder_steps": 2, "encoder_batch_size": 8, "lens_epochs": 1,
+            "invert_steps": 2, "invert_batch_size": 16}
+TINY_COMPONENTS = {"classifier": "timm:vgg11_bn", "lens": "timm:resnet10t"}
+
+
+def tiny_latent_run(zoo, out, **kwargs):
+    request = RunRequest(**{"method": "latent-vgg19", "dataset": "squares", "config": dict(TINY_RUN),
+                            "components": dict(TINY_COMPONENTS), "out_dir": out, "device": "cpu", **kwargs})
+    return run(zoo, request)
+
+
+def test_tiny_end_to_end_run_records_the_generator_reconstructions_and_reuses_the_cache(zoo, tmp_path, monkeypatch):
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    (record,) = tiny_latent_run(zoo, tmp_path / "a")
+    fold = Path(record["_path"]).parent
+    extra = record["extra"]
+    assert record["method"] == "latent-vgg19" and len(record["metrics"]["confusion_matrix"]) == 3
+    trained_on = extra["generator"]["trained_on"]
+    assert trained_on["gan_data"] == "train" and trained_on["dataset"] == "squares[train]"
+    assert trained_on["images"] == record["data"]["train_images"]
+    assert extra["generator"]["source"].startswith("trained in this run")
+    quality = extra["reconstruction"]
+    assert quality["images"] == record["data"]["scored_images"]
+    assert {"psnr_encoder", "psnr_optimised", "ssim_encoder", "ssim_optimised"} <= set(quality)
+    assert (fold / quality["png"]).read_bytes()[:4] == b"\x89PNG"
+    assert extra["inversion"]["test"]["images"] == record["data"]["scored_images"]
+    assert len(extra["history"]) == 1
+    for name in ("generator.safetensors", "encoder.safetensors", "gan.json", "classifier.safetensors",
+                 "lens.safetensors", "latent-vgg19.json"):
+        assert (fold / "model" / name).is_file(), name
+    assert len(list((tmp_path / "cache" / "latent-vgg19").iterdir())) == 1
+
+    # Same data and generator settings: the cached generator is reused; the saved model's GAN folder loads too.
+    (again,) = tiny_latent_run(zoo, tmp_path / "b", config={**TINY_RUN, "epochs": 2})
+    assert again["extra"]["generator"]["source"].startswith("reused from the cache")
+    assert again["extra"]["generator"]["key"] == extra["generator"]["key"]
+    (loaded,) = tiny_latent_run(zoo, tmp_path / "c", config={**TINY_RUN, "gan_checkpoint": str(fold / "model")})
+    assert loaded["extra"]["generator"]["source"].startswith("loaded from")
+    assert loaded["extra"]["generator"]["trained_on"] == trained_on
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"image_branch": "both"}, "image_branch"),
+    ({"gan_image_size": 50}, "gan_image_size"),
+    ({"feature_weight": 0, "pixel_weight": 0}, "both 0"),
+    ({"gan_checkpoint": "/nonexistent"}, "gan_checkpoint"),
+])
+def test_bad_hyperparameters_fail_before_training(zoo, tmp_path, monkeypatch, override, message):
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match=message):
+        tiny_latent_run(zoo, tmp_path, config={**TINY_RUN, **override})
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_generator_trained_on_the_test_faces_is_refused(zoo, tmp_path, monkeypatch):
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match="test faces"):
+        tiny_latent_run(zoo, tmp_path, dataset="squares-all", folds=3, only_folds=[1],
+                        config={**TINY_RUN, "gan_data": "squares-all"})
+
+
+def test_leaderboard_section_lists_reconstruction_quality_and_the_generators_data():
+    from ferbench_latent_vgg19.quality import leaderboard_section
+
+    record = {"method": "latent-vgg19", "dataset": "ckplus48", "protocol": "kfold", "fold": "fold-01",
+              "test_split": "test", "metrics": {"accuracy": 0.5},
+              "extra": {"reconstruction": {"psnr_encoder": 12.0, "psnr_optimised": 14.5, "ssim_encoder": 0.2,
+                                           "ssim_optimised": 0.3},
+                        "generator": {"trained_on": {"dataset": "fer2013[train]", "images": 4000},
+                                      "config": {"gan_steps": 1000}},
+                        "inversion": {"steps": 10}}}
+    (section,) = leaderboard_section([record, {"method": "timm:resnet18", "extra": {}}])
+    assert "| ckplus48 | kfold | fold-01 | test | fer2013[train] (4000 images) | 1000 | 10 | 12.00 / 14.50 " \
+           "| 0.200 / 0.300 | 50.00 |" in section
+    assert leaderboard_section([{"method": "timm:resnet18", "extra": {}}]) == []
