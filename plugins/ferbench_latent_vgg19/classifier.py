@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferbench.augment import random_affine
 from ferbench.data import InputSpec
-from ferbench.training import random_affine
 
 
 class LatentVGG19(nn.Module):
