@@ -37,7 +37,7 @@ from ferbench.errors import ConfigError, DatasetError, RunInterrupted, TrainingD
 from ferbench.files import jsonable, write_json
 from ferbench.interfaces import ProtocolOptions, RunContext
 from ferbench.metrics import classification_metrics
-from ferbench.plots import confusion_matrix_png
+from ferbench.plots import confusion_matrix_png, time_to_accuracy_png
 from ferbench.protocols import TRAIN_SPLIT, evaluation_splits
 from ferbench.registry import Zoo
 from ferbench.tables import result_table
@@ -326,9 +326,17 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
     def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
         zoo.plugins.notify("ferbench_epoch_end", run=info, fold=fold.name, epoch=epoch, metrics=metrics)
 
+    def evaluate(method) -> dict[str, float]:  # for time-to-accuracy curves (eval_every)
+        accuracies = {}
+        for split, test in fold.tests.items():
+            aligned = test.restricted_to(method.classes)
+            accuracies[split] = classification_metrics(aligned.labels, method.predict(aligned),
+                                                       method.classes)["accuracy"]
+        return accuracies
+
     ctx = RunContext(config=config, components=components, seed=request.seed, device=device, out_dir=fold_dir,
                      build=zoo.catalog.build, track=tracker, epoch_end=epoch_end, adaptation=fold.adaptation,
-                     checkpoint=checkpoint)
+                     checkpoint=checkpoint, evaluate=evaluate)
     model = method.spec.build()
     started = time.perf_counter()
     try:
@@ -392,12 +400,20 @@ def _failed_records(common, fold, error: TrainingDiverged, checkpoint: TrainingC
 
 def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: Dataset, classes, probabilities,
             extra, timings, fold_dir: Path, saved: Path | None) -> dict[str, Any]:
-    """Score ``probabilities`` against ``aligned``, draw the confusion matrix, write the record."""
+    """Score ``probabilities`` against ``aligned``, draw the confusion matrix (and the time-to-accuracy
+    curve when the method's history has one), write the record."""
     metrics = classification_metrics(aligned.labels, probabilities, classes)
+    title = f"{common['method']} on {common['dataset']} [{split}], {fold}"
     png = confusion_matrix_png(fold_dir / f"confusion-{slug(split)}.png", metrics["confusion_matrix"], classes,
-                               f"{common['method']} on {common['dataset']} [{split}], {fold}: "
-                               f"accuracy {metrics['accuracy']:.1%}")
+                               f"{title}: accuracy {metrics['accuracy']:.1%}")
     artifacts = {"confusion_matrix_png": png.name}
+    curve = [{"epoch": entry["epoch"], "train_seconds": entry["train_seconds"],
+              "accuracy": entry["test_accuracy"][split]}
+             for entry in (extra.get("history") or []) if isinstance(entry, dict)
+             and split in (entry.get("test_accuracy") or {})]
+    if curve:
+        artifacts["time_to_accuracy_png"] = time_to_accuracy_png(
+            fold_dir / f"time-to-accuracy-{slug(split)}.png", curve, title).name
     if saved is not None:
         artifacts["model"] = saved.name
     record = {
@@ -408,6 +424,8 @@ def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: 
                  "classes": list(classes)},
         "metrics": metrics, "extra": extra, "timings": timings, "artifacts": artifacts, "status": "ok",
     }
+    if curve:
+        record["time_to_accuracy"] = curve
     write_result(fold_dir / f"result-{slug(split)}.json", record)
     record["_path"] = str(fold_dir / f"result-{slug(split)}.json")
     return record

@@ -42,6 +42,9 @@ SUPERVISED_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 256,
     # A gradient norm above this stops training as diverged (NaN/Inf always does); null: NaN/Inf only.
     "grad_norm_limit": 1e6,
+    # > 0: score the test splits after every this many epochs (and after the last) with the training clock
+    # stopped, for a time-to-accuracy curve; 0: only at the end (costs nothing extra).
+    "eval_every": 0,
 }
 
 
@@ -54,10 +57,13 @@ def seed_everything(seed: int) -> None:
 def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, config: dict[str, Any],
                      device: torch.device, seed: int, track: Callable = lambda it, *a, **k: it,
                      epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None,
-                     checkpoint: TrainingCheckpoint | None = None) -> list[dict[str, float]]:
+                     checkpoint: TrainingCheckpoint | None = None,
+                     evaluate: Callable[[], dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """Train ``model`` on ``train`` with cross-entropy; returns the per-epoch metrics.
 
-    With a ``checkpoint`` the state after each epoch is saved, and a saved state is continued from.
+    With a ``checkpoint`` the state after each epoch is saved, and a saved state is continued from. With
+    ``evaluate`` (test accuracy per split) and ``config["eval_every"]`` > 0, the epochs it names also
+    record ``test_accuracy``; ``train_seconds`` (every epoch) is the training clock, evaluation excluded.
     """
     epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
     cuda = device.type == "cuda"
@@ -79,6 +85,8 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
     state = {"model": model, "optimizer": optimizer, "schedule": schedule, "generator": generator}
     start = checkpoint.restore(state)
     history = start.extra.get("history", [])
+    train_seconds = sum(entry["seconds"] for entry in history)
+    eval_every = int(config.get("eval_every") or 0)
     for epoch in range(start.epoch + 1, epochs + 1):
         model.train()
         started = time.perf_counter()
@@ -103,9 +111,13 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
         seen = steps * batch_size
-        metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
+        metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,  # .item() syncs CUDA
                    "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
+        train_seconds += metrics["seconds"]
+        metrics["train_seconds"] = train_seconds
         guard.check(epoch)  # before saving: a checkpoint only ever holds a good state
+        if evaluate is not None and eval_every and (epoch % eval_every == 0 or epoch == epochs):
+            metrics["test_accuracy"] = evaluate()  # after the clock stopped: not training time
         history.append({"epoch": epoch, **metrics})
         checkpoint.save(epoch, state, history=history)
         epoch_end(epoch, metrics)
@@ -168,8 +180,9 @@ class SupervisedMethod(Method):
         self.eval_batch_size = int(ctx.config["eval_batch_size"])
         self.model = self._build(train, ctx)
         self.input_spec = InputSpec.fit(train.images, self.in_chans, self.image_size)
+        evaluate = (lambda: ctx.evaluate(self)) if ctx.evaluate else None
         self.history = train_classifier(self.model, train, self.input_spec, ctx.config, ctx.device, ctx.seed,
-                                        ctx.track, ctx.epoch_end, ctx.checkpoint)
+                                        ctx.track, ctx.epoch_end, ctx.checkpoint, evaluate)
 
     def predict(self, data: Dataset) -> np.ndarray:
         return predict_proba(self.model, data.images, self.input_spec, self.device, self.eval_batch_size)
@@ -198,6 +211,9 @@ def check_config(config: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if key in config and (not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1):
             raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    if "eval_every" in config and (not isinstance(config["eval_every"], int) or isinstance(config["eval_every"], bool)
+                                   or config["eval_every"] < 0):
+        raise ConfigError(f"eval_every must be a non-negative integer (epochs; 0 = off), got {config['eval_every']!r}")
     if "crop_padding" in config and (not isinstance(config["crop_padding"], int) or isinstance(config["crop_padding"], bool)
                                      or config["crop_padding"] < 0):
         raise ConfigError(f"crop_padding must be a non-negative integer (pixels), got {config['crop_padding']!r}")

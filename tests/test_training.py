@@ -1,0 +1,76 @@
+"""Supervised-loop options: time-to-accuracy curves, the optimizer choice, torch.compile."""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ferbench.data import InputSpec
+from ferbench.errors import ConfigError
+from ferbench.runner import RunRequest, run
+from ferbench.training import SUPERVISED_DEFAULTS, check_config, train_classifier
+
+TINY = {"epochs": 3, "batch_size": 8, "lr": 0.01}
+
+
+def tiny_run(zoo, tmp_path, **config):
+    request = RunRequest(method="example-tinycnn", dataset="squares", config={**TINY, **config}, out_dir=tmp_path,
+                         device="cpu")
+    return run(zoo, request)
+
+
+def test_eval_every_writes_a_time_to_accuracy_curve_and_png(zoo, tmp_path):
+    (record,) = tiny_run(zoo, tmp_path, eval_every=1)
+    path = Path(record["_path"])
+    on_disk = json.loads(path.read_text())
+    curve = on_disk["time_to_accuracy"]
+    assert [point["epoch"] for point in curve] == [1, 2, 3]
+    history = on_disk["extra"]["history"]
+    assert [point["train_seconds"] for point in curve] == [entry["train_seconds"] for entry in history]
+    assert curve[-1]["train_seconds"] == pytest.approx(sum(entry["seconds"] for entry in history))
+    # The last point scores the final model: the same number as the result itself.
+    assert curve[-1]["accuracy"] == on_disk["metrics"]["accuracy"]
+    assert (path.parent / on_disk["artifacts"]["time_to_accuracy_png"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_every_n_scores_every_nth_and_the_last_epoch(zoo, tmp_path):
+    (record,) = tiny_run(zoo, tmp_path, eval_every=2)
+    assert [point["epoch"] for point in record["time_to_accuracy"]] == [2, 3]
+
+
+def test_curves_are_off_by_default(zoo, tmp_path):
+    (record,) = tiny_run(zoo, tmp_path)
+    assert "time_to_accuracy" not in record and "time_to_accuracy_png" not in record["artifacts"]
+    assert all("test_accuracy" not in entry for entry in record["extra"]["history"])
+    assert not list(Path(record["_path"]).parent.glob("time-to-accuracy-*.png"))
+
+
+def test_evaluation_time_is_not_training_time(squares, monkeypatch):
+    """A fake clock: every reading advances it one second, and each evaluation a hundred."""
+    clock = SimpleNamespace(now=0.0)
+
+    def perf_counter():
+        clock.now += 1.0
+        return clock.now
+
+    def evaluate():
+        clock.now += 100.0
+        return {"test": 0.5}
+
+    monkeypatch.setattr("ferbench.training.time", SimpleNamespace(perf_counter=perf_counter))
+    data = squares()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 16, 3))
+    config = {**SUPERVISED_DEFAULTS, **TINY, "augment": False, "eval_every": 1}
+    history = train_classifier(model, data, InputSpec.fit(data.images, 1, 16), config, torch.device("cpu"), 0,
+                               evaluate=evaluate)
+    assert [entry["seconds"] for entry in history] == [1.0, 1.0, 1.0]
+    assert [entry["train_seconds"] for entry in history] == [1.0, 2.0, 3.0]
+    assert all(entry["test_accuracy"] == {"test": 0.5} for entry in history)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2"])
+def test_a_bad_eval_every_is_refused_by_name(value):
+    with pytest.raises(ConfigError, match="eval_every"):
+        check_config({**SUPERVISED_DEFAULTS, "eval_every": value})
