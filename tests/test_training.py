@@ -74,3 +74,55 @@ def test_evaluation_time_is_not_training_time(squares, monkeypatch):
 def test_a_bad_eval_every_is_refused_by_name(value):
     with pytest.raises(ConfigError, match="eval_every"):
         check_config({**SUPERVISED_DEFAULTS, "eval_every": value})
+
+
+def test_sgd_is_nesterov_momentum_and_trains(zoo, tmp_path):
+    from ferbench.training import make_optimizer
+
+    optimizer = make_optimizer(torch.nn.Linear(2, 2), {**SUPERVISED_DEFAULTS, "optimizer": "sgd", "lr": 0.05})
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.9
+    assert isinstance(make_optimizer(torch.nn.Linear(2, 2), SUPERVISED_DEFAULTS), torch.optim.AdamW)
+    (record,) = tiny_run(zoo, tmp_path, optimizer="sgd", lr=0.05)
+    assert record["config"]["optimizer"] == "sgd"
+    assert record["metrics"]["accuracy"] > 0.6  # the squares are easy
+
+
+@pytest.mark.parametrize("key, value", [("optimizer", "adam"), ("optimizer", None), ("compile", "yes")])
+def test_a_bad_optimizer_or_compile_value_is_refused_by_name(key, value):
+    with pytest.raises(ConfigError, match=key):
+        check_config({**SUPERVISED_DEFAULTS, key: value})
+
+
+def test_compile_wraps_the_training_forward(zoo, tmp_path, monkeypatch):
+    """The wiring, with torch.compile's eager backend (inductor's C++ build is the slow test below)."""
+    compiled = []
+    real_compile = torch.compile
+
+    def eager_compile(model, **kwargs):
+        compiled.append(model)
+        return real_compile(model, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    (record,) = tiny_run(zoo, tmp_path, compile=True)
+    assert len(compiled) == 1 and record["config"]["compile"] is True
+    assert record["metrics"]["accuracy"] > 0.6
+    assert (Path(record["_path"]).parent / "model" / "model.safetensors").is_file()  # the plain model's weights
+
+
+def test_compile_on_a_cpu_without_a_compiler_is_refused_before_training(zoo, tmp_path, monkeypatch):
+    import torch._inductor.cpp_builder as cpp_builder
+
+    def no_compiler():
+        raise RuntimeError("no g++")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
+        tiny_run(zoo, tmp_path / "results", compile=True)
+    assert not (tmp_path / "results").exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_compile_with_inductor_on_the_cpu(zoo, tmp_path):
+    (record,) = tiny_run(zoo, tmp_path, compile=True, epochs=1)
+    assert record["status"] == "ok" and len(record["extra"]["history"]) == 1
