@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ferbench import distributed
 from ferbench.checkpoint import TrainingCheckpoint, load_model
 from ferbench.data import Dataset
 from ferbench.errors import ConfigError, DatasetError, RunInterrupted, TrainingDiverged, unknown_name
@@ -141,7 +142,9 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
                               f"(roles: {', '.join(components) or 'none'})")
         zoo.catalog.component(name)
         components[role] = name
-    device = resolve_device(request.device)
+    device = distributed.setup(resolve_device(request.device))
+    if not distributed.is_main():  # under torchrun, rank 0 alone reports and writes
+        console = Console(quiet=True)
     source = zoo.dataset(request.dataset).with_options(request.data_options)
     protocol_name = request.protocol or method.spec.protocol or source.protocol
     protocol, protocol_options = zoo.protocol(protocol_name)
@@ -182,16 +185,21 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         run_id = manifest["run_id"]
         manifest["resumes"] = [*manifest.get("resumes", []), {"at": now_iso(), "argv": list(sys.argv)}]
     else:
-        run_id, run_dir = claim_run_dir(request.out_dir, method.name, dataset.name, protocol_name, request.seed)
+        run_id, run_dir = distributed.from_main(
+            claim_run_dir(request.out_dir, method.name, dataset.name, protocol_name, request.seed)
+            if distributed.is_main() else None)
         manifest = {"schema": RUN_SCHEMA, "run_id": run_id, "created": now_iso(), "argv": list(sys.argv),
                     "cwd": os.getcwd(), "registry": str(zoo.registry.path) if zoo.registry.path else None,
                     "request": _plain({k: getattr(request, k) for k in REQUEST_FIELDS}), "resolved": resolved}
-    write_json(run_dir / RUN_MANIFEST, manifest)
+    if distributed.is_main():
+        write_json(run_dir / RUN_MANIFEST, manifest)
     info = {"run_id": run_id, "method": method.name, "components": components, "dataset": dataset.name,
             "target": target_data.name if target_data else None, "protocol": protocol_name,
             "seed": request.seed, "config": config, "out_dir": str(run_dir), "device": str(device)}
     plugins = zoo.plugins
-    plugins.notify("ferbench_run_start", run=info)
+    # Hooks fire once per run: in rank 0 under torchrun.
+    notify = plugins.notify if distributed.is_main() else lambda *args, **kwargs: None
+    notify("ferbench_run_start", run=info)
     console.print(f"[bold]{method.name}[/] on [bold]{dataset.name}[/]"
                   + (f" (trained on {target_data.name})" if target_data else "")
                   + f", protocol {protocol_name}, {len(folds)} fold(s), seed {request.seed}, device {device}"
@@ -201,7 +209,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         "schema": "ferbench.result/1", "run_id": run_id, "method": method.name, "method_plugin": method.plugin,
         "components": components, "dataset": dataset.name,
         "train_dataset": target_data.name if target_data else dataset.name, "protocol": protocol_name,
-        "seed": request.seed, "config": config, "device": device_info(device), "git": git_info(),
+        "seed": request.seed, "config": config, "device": {**device_info(device), **distributed.describe()},
+        "git": git_info(),
         "environment": environment({n: p.version for n, p in plugins.plugins.items()}),
         "paper": method.paper and {k: method.paper[k] for k in ("title", "authors", "year") if k in method.paper},
         # How to rerun it: the command that started the run (and any that resumed it), from where.
@@ -222,7 +231,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
                     console.print(f"{fold.name}: finished before the interruption; kept")
                     records += finished
                     continue
-                checkpoint = TrainingCheckpoint(fold_dir / CHECKPOINT_FILE)
+                checkpoint = TrainingCheckpoint(fold_dir / CHECKPOINT_FILE, writable=distributed.is_main())
                 records += _run_fold(zoo, method, fold, config, components, request, device, fold_dir, common,
                                      tracker, info, checkpoint)
     except KeyboardInterrupt:
@@ -233,7 +242,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     except Exception as error:
         console.print(f"[red]{escape(_stopped_message(f'stopped by {type(error).__name__}', run_dir, checkpoint))}[/]")
         raise
-    plugins.notify("ferbench_run_end", run=info, results=records)
+    notify("ferbench_run_end", run=info, results=records)
     return records
 
 
@@ -321,10 +330,12 @@ def _finished_records(fold_dir: Path, fold) -> list[dict[str, Any]] | None:
 def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, common, tracker, info,
               checkpoint: TrainingCheckpoint) -> list[dict]:
     seed_everything(request.seed)
-    fold_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        fold_dir.mkdir(parents=True, exist_ok=True)
 
     def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-        zoo.plugins.notify("ferbench_epoch_end", run=info, fold=fold.name, epoch=epoch, metrics=metrics)
+        if distributed.is_main():
+            zoo.plugins.notify("ferbench_epoch_end", run=info, fold=fold.name, epoch=epoch, metrics=metrics)
 
     def evaluate(method) -> dict[str, float]:  # for time-to-accuracy curves (eval_every)
         accuracies = {}
@@ -336,15 +347,19 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
 
     ctx = RunContext(config=config, components=components, seed=request.seed, device=device, out_dir=fold_dir,
                      build=zoo.catalog.build, track=tracker, epoch_end=epoch_end, adaptation=fold.adaptation,
-                     checkpoint=checkpoint, evaluate=evaluate)
+                     checkpoint=checkpoint, evaluate=evaluate if distributed.is_main() else None)
     model = method.spec.build()
     started = time.perf_counter()
     try:
         model.fit(fold.train, ctx)
     except TrainingDiverged as error:
+        if not distributed.is_main():
+            return []
         return _failed_records(common, fold, error, checkpoint, fold_dir, time.perf_counter() - started,
                                tracker.console)
     fit_seconds = time.perf_counter() - started
+    if not distributed.is_main():  # the other ranks trained; rank 0 scores, saves and writes
+        return []
     resumed_from = checkpoint.resumed_from
     saved = None
     if request.save_model:

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from ferbench import distributed
 from ferbench.augment import augment_batch
 from ferbench.checkpoint import TrainingCheckpoint, load_weights, save_model
 from ferbench.data import Dataset, InputSpec
@@ -79,9 +81,15 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
     # Full batches only: a batch of one breaks batch norm, and equal steps keep epochs comparable.
     steps = max(1, n // batch_size) if n >= batch_size else 1
     batch_size = min(batch_size, n)
+    # Under torchrun each of the `world` processes trains on its shard of every batch; DDP averages gradients.
+    world, rank = distributed.world_size(), distributed.rank()
+    if batch_size % world:
+        raise ConfigError(f"batch_size {batch_size} must be divisible by the {world} distributed processes")
+    shard = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+    trained = DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if world > 1 else model
     optimizer = make_optimizer(model, config, fused=cuda or None)
     # The compiled module shares the model's parameters: the checkpoint and the saved model stay the plain model's.
-    forward = torch.compile(model) if config.get("compile") else model
+    forward = torch.compile(trained) if config.get("compile") else trained
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
                                                    total_steps=epochs * steps, pct_start=0.2)
     generator = torch.Generator().manual_seed(seed)
@@ -100,10 +108,11 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
         correct = torch.zeros((), device=device)
         for step in track(range(steps), f"epoch {epoch}/{epochs}", total=steps):
             index = order[step * batch_size:(step + 1) * batch_size].to(device)
-            x = input_spec(images[index])
-            x = augment_batch(x, generator, config)
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = labels[index]
+            # The whole batch is augmented on every rank, so the generator draws the same numbers everywhere
+            # and a rank's shard is exactly that part of the batch a single process would train on.
+            x = augment_batch(input_spec(images[index]), generator, config)
+            x = x[shard].contiguous(memory_format=torch.channels_last)
+            y = labels[index][shard]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 logits = forward(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=float(config["label_smoothing"]))
@@ -116,6 +125,7 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
         seen = steps * batch_size
+        distributed.sum_(loss_sum), distributed.sum_(correct)
         metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,  # .item() syncs CUDA
                    "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
         train_seconds += metrics["seconds"]
@@ -179,6 +189,9 @@ class SupervisedMethod(Method):
         argument = f"--image-size {size}" if given else f"the dataset's image size {size} (give a larger --image-size)"
         if ctx.config.get("compile") and ctx.device.type == "cpu":
             check_cpu_compiler()
+        if int(ctx.config["batch_size"]) % distributed.world_size():
+            raise ConfigError(f"batch_size {ctx.config['batch_size']} must be divisible by the "
+                              f"{distributed.world_size()} distributed processes (each trains on an equal shard)")
         try:
             model = self._build(train, ctx).to(ctx.device).train()
             with torch.no_grad(), torch.autocast(ctx.device.type, dtype=torch.bfloat16,

@@ -1,0 +1,51 @@
+"""One run on two processes: torchrun + DistributedDataParallel over gloo on the CPU; rank 0 alone writes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ferbench.errors import ConfigError
+from ferbench.runner import RunRequest, run
+from conftest import EXAMPLE_PLUGIN, ROOT
+
+
+def test_two_gloo_processes_train_one_run_and_only_rank_0_writes(tmp_path, write_registry):
+    out = tmp_path / "results"
+    env = {**os.environ, "FERBENCH_REGISTRY": str(write_registry({"version": 1})),
+           "FERBENCH_PLUGINS": "ferbench_example,plugin_fixtures.squares_plugin", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "tests"), str(EXAMPLE_PLUGIN),
+                                                     os.environ.get("PYTHONPATH", "")) if p)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "ferbench.cli", "run", "--method", "example-tinycnn", "--dataset", "squares", "--epochs", "3",
+               "--batch-size", "8", "--lr", "0.01", "--device", "cpu", "--set", "eval_every=1", "--out", str(out)]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    (run_dir,) = out.iterdir()  # one run folder: the second process made none of its own
+    written = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
+    assert written == ["holdout/confusion-test.png", "holdout/model/model.json", "holdout/model/model.safetensors",
+                       "holdout/result-test.json", "holdout/time-to-accuracy-test.png", "run.json"]
+    record = json.loads((run_dir / "holdout" / "result-test.json").read_text())
+    assert record["device"]["world_size"] == 2 and record["device"]["backend"] == "gloo"
+    assert record["status"] == "ok" and len(record["extra"]["history"]) == 3
+    assert [p["epoch"] for p in record["time_to_accuracy"]] == [1, 2, 3]
+    assert record["metrics"]["accuracy"] > 0.6  # the squares are easy
+    assert done.stdout.count("results:") == 1  # one rank reports
+
+
+def test_a_single_process_records_world_size_1(zoo, tmp_path):
+    (record,) = run(zoo, RunRequest(method="example-tinycnn", dataset="squares", out_dir=tmp_path, device="cpu",
+                                    config={"epochs": 1, "batch_size": 8}))
+    assert record["device"]["world_size"] == 1
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused_before_training(zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr("ferbench.distributed.world_size", lambda: 2)
+    with pytest.raises(ConfigError, match="batch_size 7 must be divisible by the 2 distributed processes"):
+        run(zoo, RunRequest(method="example-tinycnn", dataset="squares", out_dir=tmp_path / "results",
+                            device="cpu", config={"epochs": 1, "batch_size": 7}))
+    assert not (tmp_path / "results").exists()
