@@ -129,6 +129,9 @@ class Method(ABC):
     """
 
     classes: tuple[str, ...] = ()
+    # True when ``fit`` trains one model across torchrun's processes (train_classifier shards each batch with
+    # DistributedDataParallel); other methods are refused under torchrun rather than trained once per process.
+    distributed: bool = False
 
     def check(self, train: Dataset, ctx: RunContext) -> None:
         """Fail fast (optional): raise :class:`~ferbench.errors.ConfigError` for settings this method cannot

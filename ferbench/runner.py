@@ -271,7 +271,11 @@ def _dry_run(zoo, method, fold, config, components, request, device) -> None:
                      out_dir=Path(request.out_dir) / "(dry run)", build=zoo.catalog.build,
                      track=lambda iterable, *a, **k: iterable, epoch_end=lambda epoch, metrics: None,
                      adaptation=fold.adaptation)
-    method.spec.build().check(fold.train, ctx)
+    built = method.spec.build()
+    if distributed.world_size() > 1 and not built.distributed:
+        raise ConfigError(f"{method.name} cannot train across {distributed.world_size()} torchrun processes "
+                          "(only supervised classifiers can); run it as one process")
+    built.check(fold.train, ctx)
 
 
 @contextmanager

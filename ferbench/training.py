@@ -169,6 +169,8 @@ def predict_proba(model: nn.Module, images: np.ndarray, input_spec: InputSpec, d
 class SupervisedMethod(Method):
     """Train the classifier named by the ``classifier`` role with cross-entropy, then predict with it."""
 
+    distributed = True
+
     def _build(self, train: Dataset, ctx: RunContext) -> nn.Module:
         config = ctx.config
         self.in_chans = int(config["in_chans"] or train.channels)

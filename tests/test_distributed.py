@@ -49,3 +49,14 @@ def test_a_batch_that_does_not_split_evenly_is_refused_before_training(zoo, tmp_
         run(zoo, RunRequest(method="example-tinycnn", dataset="squares", out_dir=tmp_path / "results",
                             device="cpu", config={"epochs": 1, "batch_size": 7}))
     assert not (tmp_path / "results").exists()
+
+
+def test_a_method_that_cannot_train_distributed_is_refused_under_torchrun(zoo, tmp_path, monkeypatch):
+    from ferbench.training import SupervisedMethod
+
+    monkeypatch.setattr("ferbench.distributed.world_size", lambda: 2)
+    monkeypatch.setattr(SupervisedMethod, "distributed", False)
+    with pytest.raises(ConfigError, match="cannot train across 2 torchrun processes"):
+        run(zoo, RunRequest(method="example-tinycnn", dataset="squares", out_dir=tmp_path / "results",
+                            device="cpu", config={"epochs": 1, "batch_size": 8}))
+    assert not (tmp_path / "results").exists()
