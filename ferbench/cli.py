@@ -291,7 +291,7 @@ def bench(
                                                                   pipeline_size, config))
     path = benchmarks.write_bench(out, config, rows, peak, source, sys.argv)
     table = _table(f"Throughput on {torch_device} (peak {peak:.2f} TFLOP/s, {source})", "model", "mode", "phase",
-                   "batch", "size", "img/s", "x eager", "ms/step", "GFLOP/img", "TFLOP/s", "% peak", "MiB", "error")
+                   "batch", "size", "img/s", "x eager", "ms/step", "GFLOP/img", "TFLOP/s", "% peak", "MiB", "note / error")
     # phase "pipeline": img/s are photos through `ferbench predict`; ms/step is one whole call
     for r in rows:
         table.add_row(r.model, r.mode, r.phase, str(r.batch_size), str(r.image_size), _num(r.images_per_s, ",.0f"),

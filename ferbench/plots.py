@@ -82,6 +82,7 @@ def time_to_accuracy_png(path: str | Path, curve: Sequence[dict], title: str) ->
     ax.plot(seconds, accuracy, "o-", ms=3)
     for point, x, y in zip(curve, seconds, accuracy):
         ax.annotate(str(point["epoch"]), (x, y), fontsize=6, xytext=(2, -8), textcoords="offset points")
+    ax.set_xlim(left=0)
     ax.set_xlabel("training seconds (evaluation excluded)")
     ax.set_ylabel("test accuracy %")
     ax.set_title(f"{title}\nbest {max(accuracy):.1f}%, epoch numbers at the points", fontsize=8)
