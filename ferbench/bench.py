@@ -263,8 +263,9 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
 def bench_predict_pipeline(zoo, model_path: str | Path, photos: str, count: int, size: int, config: BenchConfig,
                            batch_size: int = 64, data_options: dict[str, Any] | None = None) -> BenchRow:
     """``ferbench predict`` end to end on ``count`` photos of ``size`` x ``size`` pixels: each call loads the
-    model, reads the files, finds the faces (Haar cascade), crops and classifies them. The photos are test
-    images of the dataset ``photos`` upscaled (bicubic) and written as PNG to a temporary folder."""
+    model, reads the files, finds the faces (Haar cascade), crops and classifies them. The photos are images
+    of the dataset ``photos`` (its last split other than ``train`` in name order), repeated to ``count``,
+    upscaled (bicubic) and written as PNG to a temporary folder."""
     import tempfile
 
     import cv2
