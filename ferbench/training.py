@@ -125,7 +125,8 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
         seen = steps * batch_size
-        distributed.sum_(loss_sum), distributed.sum_(correct)
+        distributed.sum_(loss_sum)  # over all ranks' shards (no-ops in a single process)
+        distributed.sum_(correct)
         metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,  # .item() syncs CUDA
                    "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
         train_seconds += metrics["seconds"]
