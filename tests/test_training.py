@@ -126,3 +126,29 @@ def test_compile_on_a_cpu_without_a_compiler_is_refused_before_training(zoo, tmp
 def test_compile_with_inductor_on_the_cpu(zoo, tmp_path):
     (record,) = tiny_run(zoo, tmp_path, compile=True, epochs=1)
     assert record["status"] == "ok" and len(record["extra"]["history"]) == 1
+
+
+def test_a_resumed_loop_keeps_its_curve_and_training_clock(squares, tmp_path):
+    from ferbench.checkpoint import TrainingCheckpoint
+
+    data = squares()
+    config = {**SUPERVISED_DEFAULTS, **TINY, "augment": False, "eval_every": 1}
+    spec = InputSpec.fit(data.images, 1, 16)
+    scores = iter([0.4, 0.5, 0.6])
+
+    def train(**kwargs):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 16, 3))
+        return train_classifier(model, data, spec, config, torch.device("cpu"), 0,
+                                checkpoint=TrainingCheckpoint(tmp_path / "checkpoint.pt"),
+                                evaluate=lambda: {"test": next(scores)}, **kwargs)
+
+    def stop_after_epoch_2(epoch, metrics):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(epoch_end=stop_after_epoch_2)
+    history = train()
+    assert [entry["test_accuracy"]["test"] for entry in history] == [0.4, 0.5, 0.6]
+    assert history[-1]["train_seconds"] == pytest.approx(sum(entry["seconds"] for entry in history))
