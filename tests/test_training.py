@@ -152,3 +152,10 @@ def test_a_resumed_loop_keeps_its_curve_and_training_clock(squares, tmp_path):
     history = train()
     assert [entry["test_accuracy"]["test"] for entry in history] == [0.4, 0.5, 0.6]
     assert history[-1]["train_seconds"] == pytest.approx(sum(entry["seconds"] for entry in history))
+
+
+def test_evaluating_between_epochs_leaves_the_training_unchanged(zoo, tmp_path):
+    (plain,) = tiny_run(zoo, tmp_path / "plain")
+    (curved,) = tiny_run(zoo, tmp_path / "curved", eval_every=1)
+    assert [e["loss"] for e in plain["extra"]["history"]] == [e["loss"] for e in curved["extra"]["history"]]
+    assert plain["metrics"] == curved["metrics"]
