@@ -80,6 +80,7 @@ class BenchRow:
     peak_memory_mb: float | None = None
     speedup_vs_eager: float | None = None
     error: str | None = None
+    faces_found: int | None = None  # phase "pipeline": faces the detector found in the photos
 
 
 @dataclass
@@ -228,10 +229,10 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
     for size, batch, phase, mode_name in track(cases, f"bench {name}", total=len(cases)):
         mode = MODES[mode_name]
         model = build(size)
-        example = example_input(model, batch, size, config.in_chans)
+        in_chans = int(getattr(model, "in_chans", config.in_chans))  # a saved model's own, else --in-chans
+        example = example_input(model, batch, size, in_chans)
         params = sum(p.numel() for p in model.parameters())
-        row = BenchRow(name, mode_name, phase, batch, size, config.in_chans, params,
-                       forward_flops(model.eval(), example))
+        row = BenchRow(name, mode_name, phase, batch, size, in_chans, params, forward_flops(model.eval(), example))
         try:
             if config.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(config.device)
@@ -257,6 +258,49 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
         base = baseline.get((r.phase, r.batch_size, r.image_size))
         r.speedup_vs_eager = r.images_per_s / base if r.images_per_s and base else None
     return rows
+
+
+def bench_predict_pipeline(zoo, model_path: str | Path, photos: str, count: int, size: int, config: BenchConfig,
+                           batch_size: int = 64, data_options: dict[str, Any] | None = None) -> BenchRow:
+    """``ferbench predict`` end to end on ``count`` photos of ``size`` x ``size`` pixels: each call loads the
+    model, reads the files, finds the faces (Haar cascade), crops and classifies them. The photos are images
+    of the dataset ``photos`` (its last split other than ``train`` in name order), repeated to ``count``,
+    upscaled (bicubic) and written as PNG to a temporary folder."""
+    import tempfile
+
+    import cv2
+    import numpy as np
+
+    from ferbench.checkpoint import read_model_record
+    from ferbench.predict import predict
+
+    _, record = read_model_record(model_path)
+    data = zoo.dataset(photos).with_options(data_options or {}).load()
+    test = [s for s in data.split_names if s != "train"]
+    images = data.split(test[-1]).images if test else data.images
+    if len(images) == 0:
+        raise ConfigError(f"--pipeline-dataset {photos}: no images to make photos from")
+    images = images[np.resize(np.arange(len(images)), count)]  # repeat a small test set to `count` photos
+    model = zoo.catalog.build(record["kind"], record["component"], **record["build"])
+    row = BenchRow(str(model_path), "predict", "pipeline", batch_size, size, int(record["input"]["in_chans"]),
+                   sum(p.numel() for p in model.parameters()), None)
+    with tempfile.TemporaryDirectory(prefix="ferbench-photos-") as folder:
+        for index, image in enumerate(images):
+            photo = cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(f"{folder}/{index:05d}.png", photo[..., ::-1] if photo.ndim == 3 else photo)  # RGB -> BGR
+        found = []
+
+        def call():
+            found.append(len(predict(Path(model_path), [Path(folder)], zoo.catalog.build, config.device,
+                                     batch_size).faces))
+
+        try:
+            seconds = _median_seconds(call, config.device, min(config.warmup, 1), min(config.reps, 3))
+        except Exception as error:
+            row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+            return row
+    row.median_ms, row.images_per_s, row.faces_found = seconds * 1e3, count / seconds, found[-1]
+    return row
 
 
 def write_bench(out_dir: str | Path, config: BenchConfig, rows: list[BenchRow], peak: float | None,
@@ -300,7 +344,7 @@ def bench_target(zoo, name: str, config: BenchConfig) -> Callable[[int], nn.Modu
 
     standard = {"num_classes": config.num_classes, "in_chans": config.in_chans}
     path = Path(name).expanduser()
-    if path.name == "model.json" or (path / "model.json").is_file():
+    if is_saved_model(name):
         _, record = read_model_record(path)
         return lambda size: zoo.catalog.build(record["kind"], record["component"], **{**record["build"], "image_size": size})
     if zoo.catalog.is_component(name, "classifier"):
@@ -315,6 +359,11 @@ def bench_target(zoo, name: str, config: BenchConfig) -> Callable[[int], nn.Modu
     accepted = _keyword_names(spec.build)
     return lambda size: zoo.catalog.build(spec.kind, name, **{k: v for k, v in {**standard, "image_size": size}.items()
                                                              if accepted is None or k in accepted})
+
+
+def is_saved_model(name: str) -> bool:
+    path = Path(name).expanduser()
+    return path.name == "model.json" or (path / "model.json").is_file()
 
 
 def _keyword_names(function: Callable) -> set[str] | None:

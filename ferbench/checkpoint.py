@@ -252,10 +252,13 @@ class TrainingCheckpoint:
 
     Build everything in ``state`` (and seed) before ``restore``, exactly as on a fresh start. Without a
     path (``TrainingCheckpoint()``) both calls do nothing, so a loop works the same outside the runner.
+    With ``writable=False`` (the ranks other than 0 of a distributed run) ``restore`` reads and ``save``
+    and ``remove`` do nothing.
     """
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, writable: bool = True):
         self.path = Path(path) if path is not None else None
+        self.writable = writable
         self.epoch = 0  # the epoch the file on disk holds; 0 when there is none
         self.resumed_from = 0  # the epoch restore() continued after; 0 on a fresh start
 
@@ -263,8 +266,8 @@ class TrainingCheckpoint:
         """Load the saved state into the objects of ``state``; ``Resumed()`` when there is nothing saved."""
         if self.path is None:
             return Resumed()
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a write cut short by SIGKILL
-            stale.unlink(missing_ok=True)
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp") if self.writable else ():
+            stale.unlink(missing_ok=True)  # a write cut short by SIGKILL
         if not self.path.is_file():
             return Resumed()
         try:
@@ -297,7 +300,7 @@ class TrainingCheckpoint:
     def save(self, epoch: int, state: Mapping[str, Any], **extra: Any) -> None:
         """Write the state after ``epoch`` in one atomic replace: the previous checkpoint stays whole until
         the new one is complete."""
-        if self.path is None:
+        if self.path is None or not self.writable:
             return
         payload = {
             "format": TRAINING_STATE_FORMAT, "epoch": int(epoch),
@@ -311,7 +314,7 @@ class TrainingCheckpoint:
 
     def remove(self) -> None:
         """Delete the checkpoint (the fold's results are written; the trained model is saved on its own)."""
-        if self.path is not None:
+        if self.path is not None and self.writable:
             self.path.unlink(missing_ok=True)
 
 

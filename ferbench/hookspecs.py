@@ -49,7 +49,8 @@ def ferbench_run_start(run: dict[str, Any]) -> None:
 
 @hookspec
 def ferbench_epoch_end(run: dict[str, Any], fold: str, epoch: int, metrics: dict[str, float]) -> None:
-    """A training epoch of ``fold`` ended with these ``metrics`` (loss, train accuracy, lr, ...)."""
+    """A training epoch of ``fold`` ended with these ``metrics`` (loss, train accuracy, lr, ...; with
+    ``eval_every``, ``test_accuracy`` maps each test split to its accuracy on the epochs evaluated)."""
 
 
 @hookspec

@@ -100,6 +100,12 @@ class RunContext:
       good checkpoint stays on disk.
 
     :func:`ferbench.training.train_classifier` is the worked example of both.
+
+    Time-to-accuracy curves: ``evaluate(method)`` scores the method as it stands on the fold's test splits
+    and returns ``{split: accuracy}`` (None where the runner gives none). A loop that calls it between
+    epochs, with its training clock stopped, puts the answer in its history entries as ``test_accuracy``
+    beside ``epoch`` and ``train_seconds`` (cumulative training time); the runner draws the curve from
+    the history the method's ``report`` returns (``extra["history"]``).
     """
 
     config: dict[str, Any]
@@ -112,6 +118,7 @@ class RunContext:
     epoch_end: Callable[[int, dict[str, float]], None]
     adaptation: Dataset | None = None
     checkpoint: TrainingCheckpoint = field(default_factory=TrainingCheckpoint)
+    evaluate: Callable[["Method"], dict[str, float]] | None = None
 
 
 class Method(ABC):
@@ -122,6 +129,9 @@ class Method(ABC):
     """
 
     classes: tuple[str, ...] = ()
+    # True when ``fit`` trains one model across torchrun's processes (train_classifier shards each batch with
+    # DistributedDataParallel); other methods are refused under torchrun rather than trained once per process.
+    distributed: bool = False
 
     def check(self, train: Dataset, ctx: RunContext) -> None:
         """Fail fast (optional): raise :class:`~ferbench.errors.ConfigError` for settings this method cannot

@@ -71,3 +71,25 @@ def confusion_matrix_png(path: str | Path, matrix: Sequence[Sequence[int]], clas
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return path
+
+
+def time_to_accuracy_png(path: str | Path, curve: Sequence[dict], title: str) -> Path:
+    """Test accuracy against training seconds (evaluation excluded), one point per evaluated epoch."""
+    plt = _pyplot()
+    seconds = [point["train_seconds"] for point in curve]
+    accuracy = [100 * point["accuracy"] for point in curve]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(seconds, accuracy, "o-", ms=3)
+    for point, x, y in zip(curve, seconds, accuracy):
+        ax.annotate(str(point["epoch"]), (x, y), fontsize=6, xytext=(2, -8), textcoords="offset points")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("training seconds (evaluation excluded)")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title(f"{title}\nbest {max(accuracy):.1f}%, epoch numbers at the points", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path

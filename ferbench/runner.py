@@ -31,13 +31,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ferbench import distributed
 from ferbench.checkpoint import TrainingCheckpoint, load_model
 from ferbench.data import Dataset
 from ferbench.errors import ConfigError, DatasetError, RunInterrupted, TrainingDiverged, unknown_name
 from ferbench.files import jsonable, write_json
 from ferbench.interfaces import ProtocolOptions, RunContext
 from ferbench.metrics import classification_metrics
-from ferbench.plots import confusion_matrix_png
+from ferbench.plots import confusion_matrix_png, time_to_accuracy_png
 from ferbench.protocols import TRAIN_SPLIT, evaluation_splits
 from ferbench.registry import Zoo
 from ferbench.tables import result_table
@@ -141,7 +142,9 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
                               f"(roles: {', '.join(components) or 'none'})")
         zoo.catalog.component(name)
         components[role] = name
-    device = resolve_device(request.device)
+    device = distributed.setup(resolve_device(request.device))
+    if not distributed.is_main():  # under torchrun, rank 0 alone reports and writes
+        console = Console(quiet=True)
     source = zoo.dataset(request.dataset).with_options(request.data_options)
     protocol_name = request.protocol or method.spec.protocol or source.protocol
     protocol, protocol_options = zoo.protocol(protocol_name)
@@ -182,16 +185,21 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         run_id = manifest["run_id"]
         manifest["resumes"] = [*manifest.get("resumes", []), {"at": now_iso(), "argv": list(sys.argv)}]
     else:
-        run_id, run_dir = claim_run_dir(request.out_dir, method.name, dataset.name, protocol_name, request.seed)
+        run_id, run_dir = distributed.from_main(
+            claim_run_dir(request.out_dir, method.name, dataset.name, protocol_name, request.seed)
+            if distributed.is_main() else None)
         manifest = {"schema": RUN_SCHEMA, "run_id": run_id, "created": now_iso(), "argv": list(sys.argv),
                     "cwd": os.getcwd(), "registry": str(zoo.registry.path) if zoo.registry.path else None,
                     "request": _plain({k: getattr(request, k) for k in REQUEST_FIELDS}), "resolved": resolved}
-    write_json(run_dir / RUN_MANIFEST, manifest)
+    if distributed.is_main():
+        write_json(run_dir / RUN_MANIFEST, manifest)
     info = {"run_id": run_id, "method": method.name, "components": components, "dataset": dataset.name,
             "target": target_data.name if target_data else None, "protocol": protocol_name,
             "seed": request.seed, "config": config, "out_dir": str(run_dir), "device": str(device)}
     plugins = zoo.plugins
-    plugins.notify("ferbench_run_start", run=info)
+    # Hooks fire once per run: in rank 0 under torchrun.
+    notify = plugins.notify if distributed.is_main() else lambda *args, **kwargs: None
+    notify("ferbench_run_start", run=info)
     console.print(f"[bold]{method.name}[/] on [bold]{dataset.name}[/]"
                   + (f" (trained on {target_data.name})" if target_data else "")
                   + f", protocol {protocol_name}, {len(folds)} fold(s), seed {request.seed}, device {device}"
@@ -201,7 +209,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         "schema": "ferbench.result/1", "run_id": run_id, "method": method.name, "method_plugin": method.plugin,
         "components": components, "dataset": dataset.name,
         "train_dataset": target_data.name if target_data else dataset.name, "protocol": protocol_name,
-        "seed": request.seed, "config": config, "device": device_info(device), "git": git_info(),
+        "seed": request.seed, "config": config, "device": {**device_info(device), **distributed.describe()},
+        "git": git_info(),
         "environment": environment({n: p.version for n, p in plugins.plugins.items()}),
         "paper": method.paper and {k: method.paper[k] for k in ("title", "authors", "year") if k in method.paper},
         # How to rerun it: the command that started the run (and any that resumed it), from where.
@@ -222,7 +231,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
                     console.print(f"{fold.name}: finished before the interruption; kept")
                     records += finished
                     continue
-                checkpoint = TrainingCheckpoint(fold_dir / CHECKPOINT_FILE)
+                checkpoint = TrainingCheckpoint(fold_dir / CHECKPOINT_FILE, writable=distributed.is_main())
                 records += _run_fold(zoo, method, fold, config, components, request, device, fold_dir, common,
                                      tracker, info, checkpoint)
     except KeyboardInterrupt:
@@ -233,7 +242,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     except Exception as error:
         console.print(f"[red]{escape(_stopped_message(f'stopped by {type(error).__name__}', run_dir, checkpoint))}[/]")
         raise
-    plugins.notify("ferbench_run_end", run=info, results=records)
+    notify("ferbench_run_end", run=info, results=records)
     return records
 
 
@@ -262,7 +271,11 @@ def _dry_run(zoo, method, fold, config, components, request, device) -> None:
                      out_dir=Path(request.out_dir) / "(dry run)", build=zoo.catalog.build,
                      track=lambda iterable, *a, **k: iterable, epoch_end=lambda epoch, metrics: None,
                      adaptation=fold.adaptation)
-    method.spec.build().check(fold.train, ctx)
+    built = method.spec.build()
+    if distributed.world_size() > 1 and not built.distributed:
+        raise ConfigError(f"{method.name} cannot train across {distributed.world_size()} torchrun processes "
+                          "(only supervised classifiers can); run it as one process")
+    built.check(fold.train, ctx)
 
 
 @contextmanager
@@ -321,22 +334,36 @@ def _finished_records(fold_dir: Path, fold) -> list[dict[str, Any]] | None:
 def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, common, tracker, info,
               checkpoint: TrainingCheckpoint) -> list[dict]:
     seed_everything(request.seed)
-    fold_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        fold_dir.mkdir(parents=True, exist_ok=True)
 
     def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-        zoo.plugins.notify("ferbench_epoch_end", run=info, fold=fold.name, epoch=epoch, metrics=metrics)
+        if distributed.is_main():
+            zoo.plugins.notify("ferbench_epoch_end", run=info, fold=fold.name, epoch=epoch, metrics=metrics)
+
+    def evaluate(method) -> dict[str, float]:  # for time-to-accuracy curves (eval_every)
+        accuracies = {}
+        for split, test in fold.tests.items():
+            aligned = test.restricted_to(method.classes)
+            accuracies[split] = classification_metrics(aligned.labels, method.predict(aligned),
+                                                       method.classes)["accuracy"]
+        return accuracies
 
     ctx = RunContext(config=config, components=components, seed=request.seed, device=device, out_dir=fold_dir,
                      build=zoo.catalog.build, track=tracker, epoch_end=epoch_end, adaptation=fold.adaptation,
-                     checkpoint=checkpoint)
+                     checkpoint=checkpoint, evaluate=evaluate if distributed.is_main() else None)
     model = method.spec.build()
     started = time.perf_counter()
     try:
         model.fit(fold.train, ctx)
     except TrainingDiverged as error:
+        if not distributed.is_main():
+            return []
         return _failed_records(common, fold, error, checkpoint, fold_dir, time.perf_counter() - started,
                                tracker.console)
     fit_seconds = time.perf_counter() - started
+    if not distributed.is_main():  # the other ranks trained; rank 0 scores, saves and writes
+        return []
     resumed_from = checkpoint.resumed_from
     saved = None
     if request.save_model:
@@ -392,12 +419,20 @@ def _failed_records(common, fold, error: TrainingDiverged, checkpoint: TrainingC
 
 def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: Dataset, classes, probabilities,
             extra, timings, fold_dir: Path, saved: Path | None) -> dict[str, Any]:
-    """Score ``probabilities`` against ``aligned``, draw the confusion matrix, write the record."""
+    """Score ``probabilities`` against ``aligned``, draw the confusion matrix (and the time-to-accuracy
+    curve when the method's history has one), write the record."""
     metrics = classification_metrics(aligned.labels, probabilities, classes)
+    title = f"{common['method']} on {common['dataset']} [{split}], {fold}"
     png = confusion_matrix_png(fold_dir / f"confusion-{slug(split)}.png", metrics["confusion_matrix"], classes,
-                               f"{common['method']} on {common['dataset']} [{split}], {fold}: "
-                               f"accuracy {metrics['accuracy']:.1%}")
+                               f"{title}: accuracy {metrics['accuracy']:.1%}")
     artifacts = {"confusion_matrix_png": png.name}
+    curve = [{"epoch": entry["epoch"], "train_seconds": entry["train_seconds"],
+              "accuracy": entry["test_accuracy"][split]}
+             for entry in (extra.get("history") or []) if isinstance(entry, dict)
+             and split in (entry.get("test_accuracy") or {})]
+    if curve:
+        artifacts["time_to_accuracy_png"] = time_to_accuracy_png(
+            fold_dir / f"time-to-accuracy-{slug(split)}.png", curve, title).name
     if saved is not None:
         artifacts["model"] = saved.name
     record = {
@@ -408,6 +443,8 @@ def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: 
                  "classes": list(classes)},
         "metrics": metrics, "extra": extra, "timings": timings, "artifacts": artifacts, "status": "ok",
     }
+    if curve:
+        record["time_to_accuracy"] = curve
     write_result(fold_dir / f"result-{slug(split)}.json", record)
     record["_path"] = str(fold_dir / f"result-{slug(split)}.json")
     return record

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from ferbench import distributed
 from ferbench.augment import augment_batch
 from ferbench.checkpoint import TrainingCheckpoint, load_weights, save_model
 from ferbench.data import Dataset, InputSpec
@@ -42,7 +44,14 @@ SUPERVISED_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 256,
     # A gradient norm above this stops training as diverged (NaN/Inf always does); null: NaN/Inf only.
     "grad_norm_limit": 1e6,
+    # > 0: score the test splits after every this many epochs (and after the last) with the training clock
+    # stopped, for a time-to-accuracy curve; 0: only at the end (costs nothing extra).
+    "eval_every": 0,
+    "optimizer": "adamw",  # or "sgd": SGD with Nesterov momentum 0.9 (give it a larger lr, e.g. 0.05)
+    "compile": False,  # torch.compile the model for training (inductor; on the CPU it needs a C++ compiler)
 }
+
+OPTIMIZERS = ("adamw", "sgd")
 
 
 def seed_everything(seed: int) -> None:
@@ -54,10 +63,13 @@ def seed_everything(seed: int) -> None:
 def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, config: dict[str, Any],
                      device: torch.device, seed: int, track: Callable = lambda it, *a, **k: it,
                      epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None,
-                     checkpoint: TrainingCheckpoint | None = None) -> list[dict[str, float]]:
+                     checkpoint: TrainingCheckpoint | None = None,
+                     evaluate: Callable[[], dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """Train ``model`` on ``train`` with cross-entropy; returns the per-epoch metrics.
 
-    With a ``checkpoint`` the state after each epoch is saved, and a saved state is continued from.
+    With a ``checkpoint`` the state after each epoch is saved, and a saved state is continued from. With
+    ``evaluate`` (test accuracy per split) and ``config["eval_every"]`` > 0, the epochs it names also
+    record ``test_accuracy``; ``train_seconds`` (every epoch) is the training clock, evaluation excluded.
     """
     epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
     cuda = device.type == "cuda"
@@ -69,8 +81,15 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
     # Full batches only: a batch of one breaks batch norm, and equal steps keep epochs comparable.
     steps = max(1, n // batch_size) if n >= batch_size else 1
     batch_size = min(batch_size, n)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
-                                  weight_decay=float(config["weight_decay"]), fused=cuda or None)
+    # Under torchrun each of the `world` processes trains on its shard of every batch; DDP averages gradients.
+    world, rank = distributed.world_size(), distributed.rank()
+    if batch_size % world:
+        raise ConfigError(f"batch_size {batch_size} must be divisible by the {world} distributed processes")
+    shard = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+    trained = DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if world > 1 else model
+    optimizer = make_optimizer(model, config, fused=cuda or None)
+    # The compiled module shares the model's parameters: the checkpoint and the saved model stay the plain model's.
+    forward = torch.compile(trained) if config.get("compile") else trained
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
                                                    total_steps=epochs * steps, pct_start=0.2)
     generator = torch.Generator().manual_seed(seed)
@@ -79,6 +98,8 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
     state = {"model": model, "optimizer": optimizer, "schedule": schedule, "generator": generator}
     start = checkpoint.restore(state)
     history = start.extra.get("history", [])
+    train_seconds = sum(entry["seconds"] for entry in history)
+    eval_every = int(config.get("eval_every") or 0)
     for epoch in range(start.epoch + 1, epochs + 1):
         model.train()
         started = time.perf_counter()
@@ -87,12 +108,13 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
         correct = torch.zeros((), device=device)
         for step in track(range(steps), f"epoch {epoch}/{epochs}", total=steps):
             index = order[step * batch_size:(step + 1) * batch_size].to(device)
-            x = input_spec(images[index])
-            x = augment_batch(x, generator, config)
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = labels[index]
+            # The whole batch is augmented on every rank, so the generator draws the same numbers everywhere
+            # and a rank's shard is exactly that part of the batch a single process would train on.
+            x = augment_batch(input_spec(images[index]), generator, config)
+            x = x[shard].contiguous(memory_format=torch.channels_last)
+            y = labels[index][shard]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(x)
+                logits = forward(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=float(config["label_smoothing"]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -103,13 +125,28 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
         seen = steps * batch_size
-        metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
+        distributed.sum_(loss_sum)  # over all ranks' shards (no-ops in a single process)
+        distributed.sum_(correct)
+        metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,  # .item() syncs CUDA
                    "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
+        train_seconds += metrics["seconds"]
+        metrics["train_seconds"] = train_seconds
         guard.check(epoch)  # before saving: a checkpoint only ever holds a good state
+        if evaluate is not None and eval_every and (epoch % eval_every == 0 or epoch == epochs):
+            metrics["test_accuracy"] = evaluate()  # after the clock stopped: not training time
         history.append({"epoch": epoch, **metrics})
         checkpoint.save(epoch, state, history=history)
         epoch_end(epoch, metrics)
     return history
+
+
+def make_optimizer(model: nn.Module, config: dict[str, Any], fused: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay) or SGD with Nesterov momentum 0.9 (L2 weight decay), by ``config["optimizer"]``."""
+    lr, weight_decay = float(config["lr"]), float(config["weight_decay"])
+    if config.get("optimizer", "adamw") == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay,
+                               fused=fused)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 @torch.no_grad()
@@ -133,6 +170,8 @@ def predict_proba(model: nn.Module, images: np.ndarray, input_spec: InputSpec, d
 class SupervisedMethod(Method):
     """Train the classifier named by the ``classifier`` role with cross-entropy, then predict with it."""
 
+    distributed = True
+
     def _build(self, train: Dataset, ctx: RunContext) -> nn.Module:
         config = ctx.config
         self.in_chans = int(config["in_chans"] or train.channels)
@@ -151,6 +190,11 @@ class SupervisedMethod(Method):
         given = ctx.config["image_size"]
         size = int(given or max(train.image_size))
         argument = f"--image-size {size}" if given else f"the dataset's image size {size} (give a larger --image-size)"
+        if ctx.config.get("compile") and ctx.device.type == "cpu":
+            check_cpu_compiler()
+        if int(ctx.config["batch_size"]) % distributed.world_size():
+            raise ConfigError(f"batch_size {ctx.config['batch_size']} must be divisible by the "
+                              f"{distributed.world_size()} distributed processes (each trains on an equal shard)")
         try:
             model = self._build(train, ctx).to(ctx.device).train()
             with torch.no_grad(), torch.autocast(ctx.device.type, dtype=torch.bfloat16,
@@ -168,8 +212,9 @@ class SupervisedMethod(Method):
         self.eval_batch_size = int(ctx.config["eval_batch_size"])
         self.model = self._build(train, ctx)
         self.input_spec = InputSpec.fit(train.images, self.in_chans, self.image_size)
+        evaluate = (lambda: ctx.evaluate(self)) if ctx.evaluate else None
         self.history = train_classifier(self.model, train, self.input_spec, ctx.config, ctx.device, ctx.seed,
-                                        ctx.track, ctx.epoch_end, ctx.checkpoint)
+                                        ctx.track, ctx.epoch_end, ctx.checkpoint, evaluate)
 
     def predict(self, data: Dataset) -> np.ndarray:
         return predict_proba(self.model, data.images, self.input_spec, self.device, self.eval_batch_size)
@@ -198,6 +243,13 @@ def check_config(config: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if key in config and (not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1):
             raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    if "eval_every" in config and (not isinstance(config["eval_every"], int) or isinstance(config["eval_every"], bool)
+                                   or config["eval_every"] < 0):
+        raise ConfigError(f"eval_every must be a non-negative integer (epochs; 0 = off), got {config['eval_every']!r}")
+    if config.get("optimizer", "adamw") not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config['optimizer']!r}")
+    if not isinstance(config.get("compile", False), bool):
+        raise ConfigError(f"compile must be true or false, got {config['compile']!r}")
     if "crop_padding" in config and (not isinstance(config["crop_padding"], int) or isinstance(config["crop_padding"], bool)
                                      or config["crop_padding"] < 0):
         raise ConfigError(f"crop_padding must be a non-negative integer (pixels), got {config['crop_padding']!r}")
@@ -216,6 +268,20 @@ def check_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"in_chans must be 1 or 3, got {config['in_chans']!r}")
     if config.get("weights") and not Path(str(config["weights"])).expanduser().is_file():
         raise ConfigError(f"weights file {config['weights']} does not exist")
+
+
+def check_cpu_compiler() -> None:
+    """torch.compile on the CPU generates C++: refuse ``compile: true`` up front when no compiler is found."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # a torch without this (private) helper: let torch.compile report it itself
+        return
+    try:
+        get_cpp_compiler()
+    except Exception as error:
+        raise ConfigError("compile: true on the CPU needs a C++ compiler for torch.compile's inductor backend "
+                          f"(g++ or clang++, or $CXX), and none was found ({type(error).__name__}); install one "
+                          "or leave compile off") from error
 
 
 def _is_number(value: Any) -> bool:

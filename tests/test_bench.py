@@ -96,3 +96,57 @@ def test_onnxruntime_mode_when_installed(zoo):
     config = tiny_config(modes=["eager-fp32", "onnxruntime"], phases=("inference",))
     rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak=None)
     assert [r.error for r in rows] == [None, None] and rows[1].images_per_s > 0
+
+
+def saved_tinycnn(zoo, folder, in_chans=3, size=48):
+    from ferbench.checkpoint import save_model
+    from ferbench.data import InputSpec
+
+    build = {"num_classes": 7, "in_chans": in_chans, "image_size": size}
+    model = zoo.catalog.build("classifier", "example-tinycnn", **build)
+    classes = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
+    save_model(folder, model, kind="classifier", component="example-tinycnn", build=build, classes=classes,
+               input_spec=InputSpec(in_chans, size, (0.5,) * in_chans, (0.2,) * in_chans), trained_by={})
+    return folder
+
+
+def test_predict_pipeline_on_upscaled_synthetic_faces(zoo, tmp_path):
+    from ferbench.bench import bench_predict_pipeline
+    from ferbench.predict import predict
+
+    model = saved_tinycnn(zoo, tmp_path / "model")
+    options = {"train_subjects": 1, "test_subjects": 2, "per_class": 2}
+    row = bench_predict_pipeline(zoo, model, "synthetic", 12, 96, tiny_config(reps=1), data_options=options)
+    assert row.error is None and row.phase == "pipeline" and row.image_size == 96 and row.in_chans == 3
+    assert row.images_per_s > 0 and row.params > 0
+    # The same photos through predict directly find the same faces (the Haar cascade finds some of them).
+    import cv2
+    import numpy as np
+
+    test = zoo.dataset("synthetic").with_options(options).load().split("test").images
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index, image in enumerate(test[np.resize(np.arange(len(test)), 12)]):
+        cv2.imwrite(str(photos / f"{index:05d}.png"), cv2.resize(image, (96, 96), interpolation=cv2.INTER_CUBIC)[..., ::-1])
+    assert 0 < row.faces_found == len(predict(model, [photos], zoo.catalog.build, torch.device("cpu")).faces)
+
+
+def test_bench_cli_pipeline_row_and_refusal(zoo, tmp_path):
+    from typer.testing import CliRunner
+
+    from ferbench.cli import app
+
+    model = saved_tinycnn(zoo, tmp_path / "model", in_chans=1, size=16)
+    runner = CliRunner()
+    common = ["bench", "--device", "cpu", "--mode", "fp32-cl", "--phase", "inference", "--batch-size", "4",
+              "--image-size", "16", "--warmup", "0", "--reps", "1", "--peak-tflops", "1", "--out", str(tmp_path / "b")]
+    done = runner.invoke(app, [*common, "--model", str(model), "--pipeline-size", "32", "--pipeline-images", "4",
+                               "--pipeline-dataset", "squares"])
+    assert done.exit_code == 0, done.output
+    (record_path,) = (tmp_path / "b").glob("*.json")
+    record = json.loads(record_path.read_text())
+    assert [(r["mode"], r["phase"]) for r in record["rows"]] == [("fp32-cl", "inference"), ("predict", "pipeline")]
+    assert record["rows"][1]["faces_found"] == 0 and record["rows"][1]["images_per_s"] > 0  # squares are no faces
+    assert record["config"]["pipeline"] == {"size": 32, "images": 4, "dataset": "squares"}
+    refused = runner.invoke(app, [*common, "--model", "example-tinycnn", "--pipeline-size", "32"])
+    assert refused.exit_code != 0 and "needs a trained model" in str(refused.exception or refused.output)
