@@ -19,6 +19,16 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay out ``fig``, write it as a PNG atomically (a reader never sees half an image) and close it."""
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 def pareto_plot(path: str | Path, panels: dict[str, list[tuple[str, float, float]]]) -> Path:
     """One panel per title: (label, images/s, accuracy %) points, log-scale speed, the Pareto frontier."""
     plt = _pyplot()
@@ -39,12 +49,7 @@ def pareto_plot(path: str | Path, panels: dict[str, list[tuple[str, float, float
         ax.set_ylabel("accuracy %")
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def confusion_matrix_png(path: str | Path, matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> Path:
@@ -65,12 +70,7 @@ def confusion_matrix_png(path: str | Path, matrix: Sequence[Sequence[int]], clas
             ax.text(j, i, f"{rates[i, j]:.2f}\n{int(counts[i, j])}", ha="center", va="center", fontsize=7,
                     color="white" if rates[i, j] > 0.6 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def time_to_accuracy_png(path: str | Path, curve: Sequence[dict], title: str) -> Path:
@@ -87,9 +87,4 @@ def time_to_accuracy_png(path: str | Path, curve: Sequence[dict], title: str) ->
     ax.set_ylabel("test accuracy %")
     ax.set_title(f"{title}\nbest {max(accuracy):.1f}%, epoch numbers at the points", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
