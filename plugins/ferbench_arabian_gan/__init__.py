@@ -13,7 +13,52 @@ the paper's Table 2 format. Both methods run under ``cross-dataset`` by default:
 
 Choices the paper leaves open, and why
 --------------------------------------
-PLACEHOLDER
+- **Image size**: 48 px by default (``image_size``), 96 px (the paper's) with ``--set image_size=96``.
+  ferbench's synthetic faces, FER2013 and CK+48 are all 48 px; upsampling them to 96 adds no information
+  and four times the CPU time.
+- **Layer widths**: the paper names AlexNet and "shallow" only. Enet keeps AlexNet's five convolutions and
+  their proportions (96:256:384:384:256 as ``width x 1:2:3:3:2``) with batch norm as the normalization
+  block, and the 4096-d output (``latent_dim``); Gnet and Dnet are DCGAN's generator and discriminator.
+  ``width`` 16 (AlexNet's first layer has 96) so that a run fits on one CPU core; 32 or 64 on a GPU.
+- **Gnet's upsampling**: nearest-neighbour + 3x3 convolution, not transposed convolutions, which painted a
+  checkerboard into the restyled faces (see ``gnet.py``).
+- **The label as a 4th channel**: a learned embedding mapped to an S x S plane (the conditional-GAN recipe
+  of MATLAB's example, whose vocabulary the paper uses); the paper does not say how it embeds the label.
+- **Optimizer**: Adam with DCGAN's lr 2e-4 and beta1 0.5 for Enet, Gnet and Dnet (the paper says Adam
+  only); one Dnet step, then one Enet+Gnet step, per batch of 64; 8 epochs over the source's training images.
+- **Loss weights**: the paper sums the adversarial and the Cnet term and gives no weights; ``arabian-gan-paper``
+  weights them 1:1. ``arabian-gan`` weights the guides' cross-entropy 5 (``classifier_weight``): at 1 the
+  guide's cross-entropy on restyled images stayed above chance (2.3 for 7 classes) and surprise vanished
+  on the synthetic pair; at 5 with two guides no class vanished (the README's tuning table).
+- **Cnet**: the paper's Cnet is a model of its ref. [16] trained on OULU-CASIA (98 % validation accuracy).
+  Here any registered classifier, trained from scratch on ``--target``'s training split minus a 10 % slice
+  of its people (the validation slice, whose accuracy each result records), 10 epochs, lr 3e-3. The
+  guides (the Cnets in the generator's loss, ``guide_classifiers``: ``timm:test_resnet`` and
+  ``timm:test_nfnet``, their cross-entropies averaged; the paper has one) and the three
+  evaluators that Table 2 is measured with (``classifiers``: ``timm:test_efficientnet``,
+  ``timm:test_convnext``, ``timm:test_byobnet``) are different models, because an image optimised against
+  one classifier can fool it without looking like the target; the paper evaluates with "the classification
+  models of [16]" and does not say whether its Cnet was one of them. The ``timm:test_*`` backbones are timm's
+  smallest (about 0.1-0.5 M parameters) so that four classifiers train on one CPU core; name larger ones
+  (``--set classifiers=timm:resnet18,timm:vgg11,...``) on a GPU.
+- **Grey sources**: the paper's JAFFE is grey and its other images colour; every image enters the GAN as
+  three channels (grey repeated), and the restyled image is turned into the target's channel format
+  (ITU-R 601 luma for a grey target) before a classifier sees it.
+
+Our changes against the paper's collapse (``arabian-gan``; ``arabian-gan-paper`` has none of them):
+
+- ``reconstruction_weight`` 10: a target image, in the source's channel format, restyled has to come back as
+  it was (L1; CycleGAN's identity term). It keeps the restyler close to an identity on images that already
+  look like the target, and so keeps the expression in the image.
+- ``warmup_epochs`` 2: the first epochs train that term alone, so the GAN starts from a near-identity map.
+- ``residual``: Gnet's output is a correction added to the input image rather than the image itself, so the
+  face (and its expression) is there from the first step instead of being squeezed through the 4096-d code.
+- ``label_matched_batches``: Dnet's real batch has the same labels as the generated batch, so the label
+  channel carries information from the first step (with random real batches it does not, and Dnet can
+  reward one class's look for every label).
+- ``classifier_weight`` 5 and two guides (see *Loss weights* and *Cnet* above).
+- ``guide_augment``: the guide sees each generated image after a random shift, rotation and flip, so the
+  generator cannot satisfy it with a pixel pattern that only that one network reads as the class.
 """
 
 from __future__ import annotations

@@ -51,14 +51,16 @@ DEFAULTS: dict[str, Any] = {
     "width": 16,  # base channel count of Enet, Gnet and Dnet (32 or 64 on a GPU)
     # The generator's loss: adversarial BCE + guide cross-entropy (the paper), + our terms.
     "adversarial_weight": 1.0,
-    "classifier_weight": 1.0,
+    "classifier_weight": 5.0,  # the guides' cross-entropy (1: the paper's plain sum); see the README's tuning table
     "warmup_epochs": 2,  # first epochs with the reconstruction term alone, no Dnet or guide (0: the paper)
     "reconstruction_weight": 10.0,  # L1 of restyling a target image, in the source's channels, back to itself (0: the paper)
     "residual": True,  # Gnet's output is a correction added to the input image (False: the paper)
     "label_matched_batches": True,  # real target batch with the same labels as the source batch (False: the paper)
     "guide_augment": True,  # random shift/rotation/flip before the guides see a generated image (False: the paper)
     # The frozen classifiers: component names (trained on the target's training split) or saved model folders.
-    "guide_classifiers": ["timm:test_resnet"],  # the Cnet(s) in the generator's loss
+    # The Cnet(s) in the generator's loss (one: the paper). Two, averaged: an image has to read as its class
+    # to both, which one network's blind spots cannot satisfy.
+    "guide_classifiers": ["timm:test_resnet", "timm:test_nfnet"],
     "classifiers": ["timm:test_efficientnet", "timm:test_convnext", "timm:test_byobnet"],  # Table 2's evaluators
     "classifier_epochs": 10,
     "classifier_batch_size": 64,
@@ -74,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
 
 PAPER_SETTING: dict[str, Any] = {
     **DEFAULTS,
+    "classifier_weight": 1.0,
+    "guide_classifiers": ["timm:test_resnet"],
     "reconstruction_weight": 0.0,
     "warmup_epochs": 0,
     "residual": False,
