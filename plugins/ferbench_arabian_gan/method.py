@@ -34,6 +34,7 @@ from ferbench.errors import CheckpointError, ConfigError
 from ferbench.interfaces import Method, RunContext
 from ferbench.metrics import classification_metrics
 from ferbench.augment import random_affine
+from ferbench.divergence import DivergenceGuard
 from ferbench.training import SUPERVISED_DEFAULTS, predict_proba, train_classifier
 
 from .report import collapse_report, frechet_distance, restyle_grid_png, tpr_table
@@ -423,6 +424,7 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
     restyler.to(device).train()
     discriminator.to(device).train()
     history = []
+    guard = DivergenceGuard()  # NaN/Inf losses or gradients stop the run as a failed result naming the network
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         order = torch.randperm(len(source), generator=sampler)
@@ -447,6 +449,8 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
                     + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
                 optimizer_d.zero_grad(set_to_none=True)
                 loss_d.backward()
+                guard.loss(step, discriminator=loss_d)
+                guard.gradients(step, discriminator=discriminator)
                 optimizer_d.step()
 
             terms = generator_terms(restyler, discriminator, guides, real_source, labels, real_target,
@@ -454,6 +458,8 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
             loss_g = generator_loss(terms, config)
             optimizer_g.zero_grad(set_to_none=True)
             loss_g.backward()
+            guard.loss(step, generator=loss_g)
+            guard.gradients(step, restyler=restyler)
             optimizer_g.step()
 
             observed = {"loss_g": loss_g, **{f"loss_{k}": v for k, v in terms.items()}}
@@ -473,8 +479,7 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
             # class is vanishing (the paper's collapse), visible while training.
             metrics["guide_rarest_class_share"] = float(guide_predictions.min() / guide_predictions.sum())
         metrics["seconds"] = time.perf_counter() - started
-        if not all(math.isfinite(v) for v in metrics.values()):
-            raise FloatingPointError(f"restyler training diverged in epoch {epoch}: {metrics}")
+        guard.check(epoch)
         history.append({"epoch": epoch, **metrics})
         ctx.epoch_end(epoch, metrics)
     restyler.eval()

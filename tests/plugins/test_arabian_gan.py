@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ferbench.data import InputSpec
-from ferbench.errors import ConfigError
+from ferbench.errors import ConfigError, TrainingDiverged
 from ferbench.interfaces import RunContext
 from ferbench.plugins import PluginManager
 from ferbench_arabian_gan import COMPONENTS, METHODS
@@ -127,6 +127,16 @@ def test_training_never_changes_the_frozen_classifiers(catalog, squares, tmp_pat
     assert not any(p.requires_grad for p in guide.model.parameters())
     assert not torch.equal(enet_before, restyler.encoder.project.weight)  # while the restyler did learn
 
+
+
+def test_a_gan_that_turns_nan_stops_as_diverged_naming_the_network(catalog, squares, tmp_path):
+    restyler, dnet = tiny_gan()
+    with torch.no_grad():
+        next(dnet.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="epoch 1, step 1: the discriminator loss became nan") as caught:
+        train_restyler(restyler, dnet, [tiny_classifier(catalog)], squares(classes=CLASSES, channels=3, seed=1),
+                       squares(classes=CLASSES), {**DEFAULTS, **TINY, "epochs": 1}, context(tmp_path, {}))
+    assert caught.value.component == "discriminator loss"
 
 # --- reporting ---------------------------------------------------------------------------------------
 
