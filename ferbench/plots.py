@@ -10,7 +10,7 @@ import numpy as np
 from ferbench.files import atomic_path
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,13 +25,13 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def pareto_plot(path: str | Path, panels: dict[str, list[tuple[str, float, float]]]) -> Path:
     """One panel per title: (label, images/s, accuracy %) points, log-scale speed, the Pareto frontier."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (title, points) in zip(axes[0], panels.items()):
         points = sorted(points, key=lambda p: -p[1])
@@ -54,7 +54,7 @@ def pareto_plot(path: str | Path, panels: dict[str, list[tuple[str, float, float
 
 def confusion_matrix_png(path: str | Path, matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> Path:
     """Row-normalised confusion matrix (each cell: share of the true class, and the count)."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = np.asarray(matrix, dtype=float)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     size = 1.0 + 0.75 * len(classes)
@@ -75,7 +75,7 @@ def confusion_matrix_png(path: str | Path, matrix: Sequence[Sequence[int]], clas
 
 def time_to_accuracy_png(path: str | Path, curve: Sequence[dict], title: str) -> Path:
     """Test accuracy against training seconds (evaluation excluded), one point per evaluated epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     seconds = [point["train_seconds"] for point in curve]
     accuracy = [100 * point["accuracy"] for point in curve]
     fig, ax = plt.subplots(figsize=(5.5, 4))

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ferbench.data import Dataset
-from ferbench.files import atomic_path
+from ferbench.plots import pyplot, save_figure
 
 
 def mean_sd(values: Sequence[float]) -> dict[str, Any]:
@@ -73,11 +73,7 @@ def frechet_distance(features: np.ndarray, reference: np.ndarray) -> float:
 def restyle_grid_png(path: Path, test: Dataset, restyled: np.ndarray, reference: Dataset, classes: Sequence[str],
                      examples: int, seed: int, title: str) -> Path:
     """One row per class: ``examples`` source test images | the same images restyled | target images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     size = restyled.shape[1] if len(restyled) else 48
 
@@ -108,9 +104,4 @@ def restyle_grid_png(path: Path, test: Dataset, restyled: np.ndarray, reference:
                   ["source", "restyled", "target"])
     ax.tick_params(length=0)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
