@@ -11,6 +11,7 @@ from ferbench.files import atomic_path
 
 
 def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend: no display needed."""
     import matplotlib
 
     matplotlib.use("Agg")
