@@ -68,6 +68,7 @@ from ferbench.interfaces import ComponentSpec, MethodSpec
 
 from . import dnet, enet, gnet
 from .method import DEFAULTS, PAPER_SETTING, ArabianGAN
+from .restyler import Restyler
 
 COMPONENTS = {"encoder": "arabian-enet", "generator": "arabian-gnet", "discriminator": "arabian-dnet"}
 METHODS = ("arabian-gan", "arabian-gan-paper")
@@ -85,15 +86,27 @@ def ferbench_register_components() -> list[ComponentSpec]:
     ]
 
 
+def restyler_inference(settings: dict):
+    """``ferbench bench``'s view of the method: its restyler (Enet -> Gnet) at the setting's sizes, untrained.
+    The frozen classifiers it restyles for are benched as classifiers of their own."""
+    def build(num_classes: int, in_chans: int, image_size: int) -> Restyler:
+        shape = {"image_size": image_size, "latent_dim": settings["latent_dim"], "width": settings["width"]}
+        return Restyler(enet.ArabianEnet(in_chans=3, **shape), gnet.ArabianGnet(out_chans=3, **shape), image_size,
+                        target_channels=3, residual=settings["residual"])
+    return build
+
+
 @hookimpl
 def ferbench_register_methods() -> list[MethodSpec]:
     return [
         MethodSpec("arabian-gan", ArabianGAN, "Arabian GAN restyler with an identity term, label-matched real "
                    "batches and augmented guides (no class collapses on the synthetic pair)",
-                   defaults=DEFAULTS, components=COMPONENTS, protocol="cross-dataset"),
+                   defaults=DEFAULTS, components=COMPONENTS, protocol="cross-dataset",
+                   inference=restyler_inference(DEFAULTS)),
         MethodSpec("arabian-gan-paper", ArabianGAN, "Arabian GAN restyler exactly as the paper trains it "
                    "(adversarial BCE + Cnet cross-entropy)",
-                   defaults=PAPER_SETTING, components=COMPONENTS, protocol="cross-dataset"),
+                   defaults=PAPER_SETTING, components=COMPONENTS, protocol="cross-dataset",
+                   inference=restyler_inference(PAPER_SETTING)),
     ]
 
 

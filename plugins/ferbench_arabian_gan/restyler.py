@@ -30,6 +30,8 @@ class Restyler(nn.Module):
     """Enet -> Gnet as an image-to-image function. ``residual``: Gnet's output (scaled by 2, so that any
     pixel can reach any value) is a correction added to the input image instead of the image itself."""
 
+    in_chans = 3  # it always takes RGB in [-1, 1] (grey sources are repeated), whatever the data's channels
+
     def __init__(self, encoder: nn.Module, generator: nn.Module, image_size: int, target_channels: int,
                  residual: bool = False):
         super().__init__()

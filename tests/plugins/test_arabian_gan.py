@@ -313,3 +313,13 @@ def test_restyler_round_trips_through_its_folder(tmp_path, catalog):
     images = np.random.default_rng(0).integers(0, 255, (3, 20, 20, 3), dtype=np.uint8)
     assert np.array_equal(loaded.restyle(images, torch.device("cpu")), restyler.restyle(images, torch.device("cpu")))
     assert loaded.restyle(images, torch.device("cpu")).shape == (3, 16, 16) and record["classes"] == list(CLASSES)
+
+
+def test_bench_times_the_restyler_as_the_methods_inference_path(zoo):
+    from ferbench.bench import BenchConfig, bench_module, bench_target
+
+    config = BenchConfig(models=["arabian-gan"], device=torch.device("cpu"), modes=["eager-fp32"], batch_sizes=[2],
+                         image_sizes=[16], warmup=0, reps=1, in_chans=1)
+    (inference, training) = bench_module("arabian-gan", bench_target(zoo, "arabian-gan", config), config, peak=None)
+    assert inference.error is None and training.error is None and inference.images_per_s > 0
+    assert inference.params == sum(p.numel() for p in bench_target(zoo, "arabian-gan", config)(16).parameters())
