@@ -315,7 +315,7 @@ class LatentVGG19Method(Method):
                           "layers": "relu1_2, relu2_2, relu3_4, relu4_4", "image_size": int(config["lens_image_size"]),
                           "load_report": lens.report}
         name = ctx.components["lens"]
-        size = max(train.image_size)
+        size = int(config["image_size"] or max(train.image_size))  # the classifier's input size (cheaper on a CPU)
         build = {"num_classes": len(train.classes), "in_chans": train.channels, "image_size": size}
         classifier = ctx.build("classifier", name, **build)
         spec = InputSpec.fit(train.images, train.channels, size)
