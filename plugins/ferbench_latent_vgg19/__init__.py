@@ -37,7 +37,8 @@ What the paper leaves open, what is chosen here, and why
   mean w, trained with MSE on fresh (G(w), w) pairs each step (random per-layer noise), AdamW, cosine decay.
 - **Lens.** The paper looks through an ImageNet VGG's fully connected features. No ImageNet weights are
   available here, so by default the lens is a face classifier (``lens`` role, timm ResNet-18) trained on
-  the fold's training split for ``lens_epochs``, and its penultimate features are compared. With
+  the fold's training split for ``lens_epochs`` at ``lens_size`` (unset: the classifier's ``image_size``, else
+  the data's size), and its penultimate features are compared. With
   ``lens_weights=<local ImageNet VGG19 file>`` the paper's lens is used, at the ends of VGG19's first four
   convolution blocks (its fully connected layers need 224 px inputs; the conv layers are the standard
   perceptual loss at small sizes).
@@ -49,11 +50,28 @@ What the paper leaves open, what is chosen here, and why
   ``classifier`` role takes any timm VGG, e.g. ``timm:vgg19``; ``weights`` loads a local ImageNet file, the
   paper's "fine-tuned"). Dropout (0.5) between the last convolution and the fully connected layers and
   before the last layer; two FC layers of ``fc_dim`` (4096, VGG's) on globally pooled conv features; w
-  passes one FC layer of ``latent_fc_dim`` (512) and is concatenated before the final layer. The image
+  passes one FC layer of ``latent_fc_dim`` (512) and is concatenated before the final layer; w enters it
+  standardised with the training latents' per-dimension mean and SD (the paper says nothing of scaling; a
+  StyleGAN w is mostly the mean face, and unscaled its per-image part was invisible: see below). The image
   branch sees the reconstruction G(w) (``image_branch=reconstruction``; ``query`` feeds the original face
   instead, for an ablation). Cross-entropy, trained like ferbench's supervised baselines (AdamW, one-cycle,
   label smoothing 0.1, random affine augmentation: the paper "augments the data" without saying how), so
   that ``timm:vgg19_bn`` is the like-for-like baseline without the latent branch.
+- **The small CPU configuration** (registry.yaml; issue 6). The first one scored chance (13.9% on synthetic,
+  train accuracy 14%). Diagnosed on its saved model: a logistic regression on the encoder's w reached 26% on
+  the test faces and on real pixels 51%, on the reconstructions 18%; the spread of w over the images was ~1%
+  of its norm, so the unscaled latent branch saw a constant (fixed: the standardisation above); the lens,
+  trained one epoch, was itself at chance, so the feature loss carried no expression; 5 optimisation steps at
+  lr 0.01 hardly moved w; and a 200-step GAN does not draw faces (PSNR 11 dB), so G(w) carries little. With a
+  4-epoch lens and 10 steps at lr 0.03, w after optimisation reached 38% under the same logistic regression.
+  The small configuration therefore spends its time on the lens (4 epochs) and the optimisation (6 steps, lr
+  0.05), runs generator, lens and classifier at 32 px, and trains the classifier with batches of 32: 29.7% on
+  synthetic (chance 14.3%). Its classifier, a from-scratch VGG19 given 2 epochs, is now the bottleneck
+  (train accuracy 30%; timm:vgg19_bn alone, 3 epochs, stays near chance on CK+). A lens at the faces' 48 px
+  (``lens_size=48``; 52% train accuracy against 33%) with lr 0.03 (at 0.05 the loss rose for 42% of the
+  faces) reconstructs better (PSNR 16.1 against 13.3 dB) yet scored 23.8%, so it is not the default. The
+  expression the classifier sees comes through the lens's features far more than through the generator's
+  faces: a CPU-minutes GAN is not FFHQ's StyleGAN, and the results say so (PSNR/SSIM are recorded).
 - **Protocols.** CK+: the paper's 10-fold over images is ``image-kfold``; the subject-independent
   ``kfold`` is reported beside it. FER2013: the paper reports one number, 72.38%, and shows confusion
   matrices for both public and private test without saying which the number is; ferbench scores both.

@@ -5,6 +5,12 @@ pooling, dropout between the last convolution and the fully connected layers (th
 fully connected layers of ``fc_dim`` units as in VGG. Latent branch: one fully connected layer on w. The
 two feature vectors are concatenated before the final layer, whose softmax gives the seven classes.
 
+w enters the latent branch standardised with the training latents' per-dimension mean and standard
+deviation (kept as buffers, so they travel with the weights). A StyleGAN's w has a large common part (the
+mean face) and small per-image offsets: in the first CPU runs the spread of w over the images was about 1% of
+its norm (per-dimension SD 0.16 against |w| 17), so the unscaled latent branch saw a near-constant input and
+the classifier stayed at chance even though a logistic regression on the same w was well above it.
+
 timm's VGG carries its fully connected layers as a 7x7 convolution sized for 224-pixel inputs; it is
 replaced by global pooling and linear layers so 48-96 pixel faces do not pass through a 7x7 upsampling.
 """
@@ -41,12 +47,22 @@ class LatentVGG19(nn.Module):
             nn.Dropout(drop_rate), nn.Linear(conv_dim, fc_dim), nn.ReLU(inplace=True),
             nn.Dropout(drop_rate), nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True))
         self.latent_fc = nn.Sequential(nn.Linear(latent_dim, latent_fc_dim), nn.ReLU(inplace=True))
+        self.register_buffer("latent_mean", torch.zeros(latent_dim))
+        self.register_buffer("latent_std", torch.ones(latent_dim))
         self.feature_dim = fc_dim + latent_fc_dim
         self.head = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(self.feature_dim, num_classes))
 
+    @torch.no_grad()
+    def fit_latent_scale(self, w: torch.Tensor) -> None:
+        """Standardise the latent branch's input with the statistics of the training latents ``w``."""
+        w = w.float()
+        self.latent_mean.copy_(w.mean(0))
+        self.latent_std.copy_(w.std(0, unbiased=False).clamp_min(1e-6) if len(w) > 1 else torch.ones_like(w[0]))
+
     def features(self, images: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         conv = self.vgg.forward_features(images).mean(dim=(2, 3))
-        return torch.cat([self.image_fc(conv), self.latent_fc(w.to(conv.dtype))], dim=1)
+        latent = (w.float() - self.latent_mean) / self.latent_std
+        return torch.cat([self.image_fc(conv), self.latent_fc(latent.to(conv.dtype))], dim=1)
 
     def forward(self, images: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images, w))
@@ -57,12 +73,14 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
                             track: Callable = lambda it, *a, **k: it,
                             epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None) -> list[dict]:
     """Cross-entropy training on (uint8 image, w) pairs: the loop of ``ferbench.training.train_classifier``
-    with the latent as a second input. Augmentation moves the image only; w stays the image's code."""
+    with the latent as a second input. Augmentation moves the image only; w stays the image's code. The
+    latent branch's standardisation is fitted to ``w`` first."""
     epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
     cuda = device.type == "cuda"
     model.to(device, memory_format=torch.channels_last)
     images_on_device = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     latents = w.to(device).float()
+    model.fit_latent_scale(latents)
     targets = torch.from_numpy(labels.astype(np.int64)).to(device)
     n = len(images)
     steps = max(1, n // batch_size) if n >= batch_size else 1

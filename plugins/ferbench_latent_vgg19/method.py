@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     # The lens and the latent optimisation.
     "lens_weights": None,  # a local ImageNet VGG19 file; None: a face classifier trained on the training split
     "lens_epochs": 10,
+    "lens_size": None,  # the face lens's input size; None: the classifier's image_size, else the data's size
     "lens_lr": 3e-3,
     "lens_image_size": 96,  # the ImageNet lens's input size
     "invert_steps": 100,
@@ -107,6 +108,8 @@ def check_latent_config(config: dict[str, Any]) -> None:
         raise ConfigError("feature_weight and pixel_weight are both 0: the latent optimisation needs a loss")
     if not 0 <= float(config["drop_rate"]) < 1:
         raise ConfigError(f"drop_rate must lie in [0, 1), got {config['drop_rate']!r}")
+    if config["lens_size"] is not None and (not isinstance(config["lens_size"], int) or config["lens_size"] < 8):
+        raise ConfigError(f"lens_size must be an integer of at least 8 or null, got {config['lens_size']!r}")
     if config["image_branch"] not in ("reconstruction", "query"):
         raise ConfigError(f"image_branch must be 'reconstruction' or 'query', got {config['image_branch']!r}")
     if config["gan_images"] is not None and (not isinstance(config["gan_images"], int) or config["gan_images"] < 2):
@@ -315,7 +318,7 @@ class LatentVGG19Method(Method):
                           "layers": "relu1_2, relu2_2, relu3_4, relu4_4", "image_size": int(config["lens_image_size"]),
                           "load_report": lens.report}
         name = ctx.components["lens"]
-        size = max(train.image_size)
+        size = int(config["lens_size"] or config["image_size"] or max(train.image_size))
         build = {"num_classes": len(train.classes), "in_chans": train.channels, "image_size": size}
         classifier = ctx.build("classifier", name, **build)
         spec = InputSpec.fit(train.images, train.channels, size)
