@@ -11,10 +11,10 @@ PAPER = [{"method": "m1", "dataset": "d1", "protocol": "kfold", "metric": "accur
 
 
 def result(method="m1", dataset="d1", protocol="kfold", fold="fold-01", seed=0, accuracy=0.9, macro_f1=0.8,
-           device="cpu", status="ok"):
+           device="cpu", status="ok", config=None):
     return {"schema": RESULT_SCHEMA, "run_id": f"r-{seed}", "created": "2026-11-22T00:00:00+00:00",
             "method": method, "components": {}, "dataset": dataset, "train_dataset": dataset, "protocol": protocol,
-            "fold": fold, "test_split": "test", "seed": seed, "config": {"epochs": 5}, "data": {},
+            "fold": fold, "test_split": "test", "seed": seed, "config": config or {"epochs": 5}, "data": {},
             "metrics": {"accuracy": accuracy, "macro_f1": macro_f1}, "timings": {}, "environment": {},
             "device": {"type": "cuda", "name": "NVIDIA H100"} if device != "cpu" else {"type": "cpu"},
             "git": {}, "status": status}
@@ -37,6 +37,17 @@ def test_mean_and_sample_sd_over_folds_and_seeds(tmp_path):
     assert row["Runs"] == 4 and row["Paper %"] == "90.00"
     assert row["Δ vs paper"] == f"{statistics.mean(values) - 90:+.2f}"
     assert skipped == []
+
+
+def test_runs_of_other_settings_get_rows_of_their_own(tmp_path):
+    write(tmp_path, "a.json", result(accuracy=0.5, config={"epochs": 5, "eval_every": 0}))
+    write(tmp_path, "b.json", result(accuracy=0.7, fold="fold-02", config={"epochs": 5, "eval_every": 1}))
+    write(tmp_path, "c.json", result(accuracy=0.6, config={"epochs": 7}))
+    write(tmp_path, "d.json", result(accuracy=0.6, config={"epochs": 5, "data_options": {"limit": 100}}))
+    table, _ = build_leaderboard(tmp_path, PAPER)
+    rows = table[table["Method"] == "m1"]
+    assert len(rows) == 3 and len(set(rows["Setting"])) == 3  # evaluating more often is the same setting
+    assert sorted(rows["Runs"]) == [1, 1, 2]
 
 
 def test_groups_by_device_and_shows_unreproduced_paper_numbers(tmp_path):
