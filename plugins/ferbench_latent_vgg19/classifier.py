@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ferbench.augment import random_affine
+from ferbench.augment import augment_batch
 from ferbench.data import InputSpec
+from ferbench.training import make_optimizer
 
 
 class LatentVGG19(nn.Module):
@@ -85,8 +86,7 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
     n = len(images)
     steps = max(1, n // batch_size) if n >= batch_size else 1
     batch_size = min(batch_size, n)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
-                                  weight_decay=float(config["weight_decay"]), fused=cuda or None)
+    optimizer = make_optimizer(model, config, fused=cuda or None)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
                                                    total_steps=epochs * steps, pct_start=0.2)
     generator = torch.Generator().manual_seed(seed)
@@ -100,8 +100,7 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
         for step in track(range(steps), f"classifier epoch {epoch}/{epochs}", total=steps):
             index = order[step * batch_size:(step + 1) * batch_size].to(device)
             x = input_spec(images_on_device[index])
-            if config["augment"]:
-                x = random_affine(x, generator)
+            x = augment_batch(x, generator, config)
             x = x.contiguous(memory_format=torch.channels_last)
             y = targets[index]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):

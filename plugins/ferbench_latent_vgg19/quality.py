@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ferbench.files import atomic_path
+from ferbench.plots import pyplot, save_figure
 
 
 def _scores(queries: np.ndarray, reconstructions: np.ndarray) -> tuple[list[float], list[float]]:
@@ -37,11 +37,7 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
                             optimised: np.ndarray, title: str, rows: int = 8) -> Path:
     """Up to ``rows`` faces spread evenly over the set (test sets are often sorted by class), one per row:
     query | encoder estimate | optimised."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = max(1, min(rows, len(queries)))
     picks = np.linspace(0, len(queries) - 1, rows).round().astype(int) if len(queries) else []
     fig, axes = plt.subplots(rows, 3, figsize=(4.5, 1.5 * rows + 0.4), squeeze=False)
@@ -55,12 +51,7 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
             if row == 0:
                 ax.set_title(name, fontsize=9)
     fig.suptitle(title, fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def leaderboard_section(records: list[dict]) -> list[str]:
