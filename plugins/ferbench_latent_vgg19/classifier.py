@@ -17,7 +17,6 @@ replaced by global pooling and linear layers so 48-96 pixel faces do not pass th
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from ferbench.augment import augment_batch
 from ferbench.data import InputSpec
+from ferbench.divergence import DivergenceGuard
 from ferbench.training import make_optimizer
 
 
@@ -91,6 +91,7 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
                                                    total_steps=epochs * steps, pct_start=0.2)
     generator = torch.Generator().manual_seed(seed)
     history = []
+    guard = DivergenceGuard(config.get("grad_norm_limit"))  # NaN/Inf: a failed result naming the step
     for epoch in range(1, epochs + 1):
         model.train()
         started = time.perf_counter()
@@ -108,6 +109,8 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
             loss = F.cross_entropy(logits.float(), y, label_smoothing=float(config["label_smoothing"]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            guard.loss(step, classifier=loss)
+            guard.gradients(step, classifier=model)
             optimizer.step()
             schedule.step()
             loss_sum += loss.detach() * len(y)
@@ -115,8 +118,7 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
         seen = steps * batch_size
         metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
                    "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
-        if not math.isfinite(metrics["loss"]):
-            raise FloatingPointError(f"classifier loss became {metrics['loss']} in epoch {epoch}")
+        guard.check(epoch)
         history.append({"epoch": epoch, **metrics})
         epoch_end(epoch, metrics)
     return history

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferbench.data import to_channels
-from ferbench.errors import ConfigError
+from ferbench.errors import ConfigError, TrainingDiverged
 from ferbench.interfaces import Discriminator, Generator
 
 
@@ -273,7 +273,10 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
         if step % max(1, steps // 10) == 0 or step == steps:
             every = step - (history[-1]["step"] if history else 0)
             if not math.isfinite(d_sum + g_sum):
-                raise FloatingPointError(f"GAN loss became non-finite by step {step}")
+                component, value = ("discriminator loss", d_sum) if not math.isfinite(d_sum) else ("generator loss", g_sum)
+                raise TrainingDiverged(f"GAN training diverged by step {step} (before the classifier's first epoch): "
+                                       f"the {component} became {value}", epoch=0, step=step, component=component,
+                                       value=value)
             history.append({"step": step, "d_loss": d_sum / every, "g_loss": g_sum / every,
                             "seconds": time.perf_counter() - started})
             d_sum = g_sum = 0.0

@@ -278,3 +278,27 @@ def test_classifier_learns_from_a_latent_whose_signal_is_small_beside_its_mean()
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
     assert history[-1]["train_accuracy"] >= 0.9
     assert torch.allclose(model.latent_mean, w.mean(0))
+
+
+def test_nan_stops_the_gan_and_the_classifier_as_diverged_naming_what_broke(catalog):
+    from ferbench.data import InputSpec
+    from ferbench.errors import TrainingDiverged
+    from ferbench_latent_vgg19.classifier import train_latent_classifier
+
+    torch.manual_seed(0)
+    generator = catalog.build("generator", "stylegan", image_size=16, out_chans=1, **TINY_G)
+    discriminator = catalog.build("discriminator", "stylegan-discriminator", image_size=16, in_chans=1, channels=16)
+    with torch.no_grad():
+        next(discriminator.parameters()).fill_(float("nan"))
+    images = torch.randint(0, 256, (8, 16, 16), dtype=torch.uint8)
+    with pytest.raises(TrainingDiverged, match="the discriminator loss became nan"):
+        train_gan(generator, discriminator, images, steps=2, batch_size=4, lr=0.002, r1_gamma=0.1, seed=0,
+                  device=torch.device("cpu"), r1_every=2)
+
+    model = LatentVGG19(num_classes=2, in_chans=1, latent_dim=16, backbone="vgg11_bn", fc_dim=8, latent_fc_dim=8)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    config = {"epochs": 1, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0, "label_smoothing": 0.0, "augment": False}
+    with pytest.raises(TrainingDiverged, match="epoch 1, step 1: the classifier loss became nan"):
+        train_latent_classifier(model, np.zeros((8, 32, 32), np.uint8), torch.randn(8, 16), np.arange(8) % 2,
+                                InputSpec(1, 32, (0.5,), (0.25,)), config, torch.device("cpu"), seed=0)
