@@ -66,9 +66,12 @@ def ferbench_env(registry: Path, **extra: str) -> dict[str, str]:
 
 
 def ferbench_process(args: list[str], registry: Path, cwd: Path, **env: str) -> subprocess.Popen:
+    # A shell without job control starts background jobs with SIGINT ignored, and children inherit that
+    # (so would a CI runner that launches pytest that way): give the child the default disposition, under
+    # which Python turns SIGINT into KeyboardInterrupt as in a terminal.
     return subprocess.Popen([sys.executable, "-m", "ferbench.cli", *args], env=ferbench_env(registry, **env),
                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def reference_run(zoo, out_dir: Path, **kwargs) -> list[dict]:
