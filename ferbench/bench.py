@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ferbench.errors import ConfigError
 from ferbench.files import write_json
 from ferbench.interfaces import Generator
+from ferbench.registry import accepted_keywords
 from ferbench.results import device_info, environment, git_info, now_iso, slug
 
 BENCH_SCHEMA = "ferbench.bench/1"
@@ -356,7 +357,7 @@ def bench_target(zoo, name: str, config: BenchConfig) -> Callable[[int], nn.Modu
                               "so it cannot be benchmarked as a whole; bench its components instead")
         return lambda size: spec.inference(image_size=size, **standard)
     spec, _ = zoo.catalog.component(name)  # raises with suggestions for an unknown name
-    accepted = _keyword_names(spec.build)
+    accepted = accepted_keywords(spec.build)
     return lambda size: zoo.catalog.build(spec.kind, name, **{k: v for k, v in {**standard, "image_size": size}.items()
                                                              if accepted is None or k in accepted})
 
@@ -365,14 +366,3 @@ def is_saved_model(name: str) -> bool:
     path = Path(name).expanduser()
     return path.name == "model.json" or (path / "model.json").is_file()
 
-
-def _keyword_names(function: Callable) -> set[str] | None:
-    import inspect
-
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name for p in parameters}

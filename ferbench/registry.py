@@ -210,7 +210,7 @@ class ResolvedDataset:
         """The same dataset with extra loader options (``--data-option``), checked against the loader."""
         if not options:
             return self
-        accepted = _accepted_options(self.spec.load)
+        accepted = accepted_keywords(self.spec.load)
         unknown = sorted(set(options) - accepted) if accepted is not None else []
         if unknown:
             raise unknown_name(f"option of dataset loader {self.spec.name!r}", unknown[0], accepted or ())
@@ -306,7 +306,7 @@ class Zoo:
                 problems.add(f"{where}.loader" if "loader" in entry else where,
                              f"plugin {entry['plugin']!r} provides no dataset or loader named {loader!r}")
                 continue
-            accepted = _accepted_options(cat.datasets[loader].load)
+            accepted = accepted_keywords(cat.datasets[loader].load)
             given = set(entry.get("options") or {}) | ({"root"} if entry.get("paths") else set())
             for key in sorted(given - accepted) if accepted is not None else []:
                 problems.add(f"{where}.options.{key}", f"loader {loader!r} takes no option {key!r} "
@@ -451,10 +451,10 @@ class Zoo:
         return rows
 
 
-def _accepted_options(load: Callable[..., Any]) -> set[str] | None:
-    """Keyword options a loader takes (None when it takes any)."""
+def accepted_keywords(function: Callable[..., Any]) -> set[str] | None:
+    """Keyword arguments ``function`` takes (None when it takes any): a loader's options, a builder's sizes."""
     try:
-        parameters = inspect.signature(load).parameters.values()
+        parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
