@@ -91,7 +91,8 @@ def restyler_inference(settings: dict):
     The frozen classifiers it restyles for are benched as classifiers of their own."""
     def build(num_classes: int, in_chans: int, image_size: int) -> Restyler:
         shape = {"image_size": image_size, "latent_dim": settings["latent_dim"], "width": settings["width"]}
-        return Restyler(enet.ArabianEnet(in_chans=3, **shape), gnet.ArabianGnet(out_chans=3, **shape), image_size,
+        generator = gnet.ArabianGnet(out_chans=3, photometric=settings["photometric"], **shape)
+        return Restyler(enet.ArabianEnet(in_chans=3, **shape), generator, image_size,
                         target_channels=3, residual=settings["residual"])
     return build
 

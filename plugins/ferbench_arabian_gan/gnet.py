@@ -5,8 +5,15 @@ DCGAN's generator shape: a fully connected projection to an ``(8 width) x S/16 x
 stages that double the resolution and halve the channels (batch norm and ReLU between them), and tanh.
 Each stage is a nearest-neighbour upsampling and a 3x3 convolution rather than DCGAN's 4x4 transposed
 convolution with stride 2, whose uneven overlap paints a checkerboard into the image (Odena et al. 2016,
-"Deconvolution and checkerboard artifacts"); the restyled faces showed it. The image size must be a multiple of 16 (48, 64, 96). It takes no labels: the restyler has to
-work on unlabelled images, so whatever class information the output carries must come from the input.
+"Deconvolution and checkerboard artifacts"); the restyled faces showed it. The image size must be a
+multiple of 16 (48, 64, 96). It takes no labels: the restyler has to work on unlabelled images, so whatever
+class information the output carries must come from the input.
+
+``photometric`` (ours, not the paper's) adds a head that reads a gain and an offset per colour channel off
+the same vector. A residual restyler applies them to its input image before adding the decoded
+correction (:meth:`ArabianGnet.adjust`): exposure, contrast and colour cast, which is most of what tells
+two datasets apart, then become one multiplication instead of something the decoder has to paint pixel by
+pixel through the 4096-d bottleneck. The head starts at zero, so it starts as the identity.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ def up_block(in_chans: int, out_chans: int) -> nn.Sequential:
 
 
 class ArabianGnet(Generator):
-    def __init__(self, image_size: int = 96, out_chans: int = 3, latent_dim: int = 4096, width: int = 32):
+    def __init__(self, image_size: int = 96, out_chans: int = 3, latent_dim: int = 4096, width: int = 32,
+                 photometric: bool = False):
         super().__init__()
         if image_size % 16 or image_size < 16:
             raise ValueError(f"arabian-gnet needs an image size that is a multiple of 16, got {image_size}")
@@ -40,10 +48,22 @@ class ArabianGnet(Generator):
             nn.Conv2d(w, out_chans, 3, 1, 1),
             nn.Tanh(),
         )
+        self.photometric = nn.Linear(latent_dim, 2 * out_chans) if photometric else None
+        if self.photometric is not None:
+            nn.init.zeros_(self.photometric.weight)
+            nn.init.zeros_(self.photometric.bias)
 
     def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.project(latent).view(len(latent), -1, self.start, self.start)
         return self.decode(x)
+
+    def adjust(self, images: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """``images`` with the per-image, per-channel gain and offset read off ``latent`` (the identity
+        without the photometric head)."""
+        if self.photometric is None:
+            return images
+        gain, offset = self.photometric(latent).float().view(len(latent), 2, self.out_chans, 1, 1).unbind(1)
+        return images * (1 + gain) + offset
 
 
 def build(**kwargs) -> ArabianGnet:

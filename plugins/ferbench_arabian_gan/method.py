@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 2,  # first epochs with the reconstruction term alone, no Dnet or guide (0: the paper)
     "reconstruction_weight": 10.0,  # L1 of restyling a target image, in the source's channels, back to itself (0: the paper)
     "residual": True,  # Gnet's output is a correction added to the input image (False: the paper)
+    "photometric": True,  # with residual: a per-image gain and offset per channel first (False: the paper)
     "label_matched_batches": True,  # real target batch with the same labels as the source batch (False: the paper)
     "guide_augment": True,  # random shift/rotation/flip before the guides see a generated image (False: the paper)
     # The frozen classifiers: component names (trained on the target's training split) or saved model folders.
@@ -82,6 +83,7 @@ PAPER_SETTING: dict[str, Any] = {
     "reconstruction_weight": 0.0,
     "warmup_epochs": 0,
     "residual": False,
+    "photometric": False,
     "label_matched_batches": False,
     "guide_augment": False,
 }
@@ -167,11 +169,13 @@ def check(config: dict[str, Any]) -> None:
         raise ConfigError(f"warmup_epochs must be an integer from 0 to epochs - 1, got {warmup!r}")
     if warmup and not config["reconstruction_weight"]:
         raise ConfigError("warmup_epochs trains the reconstruction term alone: it needs reconstruction_weight > 0")
+    if config["photometric"] and not config["residual"]:
+        raise ConfigError("photometric adjusts the input image of a residual restyler: it needs residual=true")
     if not names(config["classifiers"], "classifiers"):
         raise ConfigError("classifiers must name at least one evaluator classifier")
     if not names(config["guide_classifiers"], "guide_classifiers") and config["classifier_weight"] > 0:
         raise ConfigError("guide_classifiers is empty but classifier_weight > 0: name a guide or set the weight to 0")
-    for key in ("residual", "label_matched_batches", "guide_augment", "classifier_augment"):
+    for key in ("residual", "photometric", "label_matched_batches", "guide_augment", "classifier_augment"):
         if not isinstance(config[key], bool):
             raise ConfigError(f"{key} must be true or false, got {config[key]!r}")
 
@@ -237,7 +241,9 @@ class ArabianGAN(Method):
         size, width, latent = int(config["image_size"]), int(config["width"]), int(config["latent_dim"])
         self.build_args = {
             "encoder": {"image_size": size, "in_chans": 3, "latent_dim": latent, "width": width},
-            "generator": {"image_size": size, "out_chans": 3, "latent_dim": latent, "width": width},
+            "generator": {"image_size": size, "out_chans": 3, "latent_dim": latent, "width": width,
+                          # only when asked, so that another generator component need not know the key
+                          **({"photometric": True} if config["photometric"] else {})},
             "discriminator": {"image_size": size, "in_chans": 3, "num_classes": len(self.classes), "width": width},
         }
         self.components = {role: ctx.components[role] for role in self.build_args}

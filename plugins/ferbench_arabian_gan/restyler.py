@@ -28,7 +28,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pp
 
 class Restyler(nn.Module):
     """Enet -> Gnet as an image-to-image function. ``residual``: Gnet's output (scaled by 2, so that any
-    pixel can reach any value) is a correction added to the input image instead of the image itself."""
+    pixel can reach any value) is a correction added to the input image instead of the image itself, after
+    the generator's photometric ``adjust`` of that image where it has one (``ArabianGnet(photometric=True)``)."""
 
     in_chans = 3  # it always takes RGB in [-1, 1] (grey sources are repeated), whatever the data's channels
 
@@ -40,8 +41,12 @@ class Restyler(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` in [-1, 1] -> restyled ``(N, 3, S, S)`` (unclamped while training)."""
-        output = self.generator(self.encoder(images))
-        return images + 2 * output if self.residual else output
+        latent = self.encoder(images)
+        output = self.generator(latent)
+        if not self.residual:
+            return output
+        adjust = getattr(self.generator, "adjust", None)
+        return (adjust(images, latent) if adjust else images) + 2 * output
 
     @torch.no_grad()
     def restyle(self, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:

@@ -78,10 +78,10 @@ def tiny_classifier(catalog, seed=0) -> FrozenClassifier:
                             torch.arange(3), "trained")
 
 
-def tiny_gan(residual=False):
+def tiny_gan(residual=False, photometric=False):
     torch.manual_seed(0)
-    restyler = Restyler(ArabianEnet(16, width=4, latent_dim=64), ArabianGnet(16, width=4, latent_dim=64), 16, 1,
-                        residual)
+    restyler = Restyler(ArabianEnet(16, width=4, latent_dim=64),
+                        ArabianGnet(16, width=4, latent_dim=64, photometric=photometric), 16, 1, residual)
     return restyler, ArabianDnet(16, num_classes=3, width=4)
 
 
@@ -94,7 +94,7 @@ def context(tmp_path, config, adaptation=None) -> RunContext:
 @pytest.mark.parametrize("setting", [PAPER_SETTING, DEFAULTS], ids=["paper", "improved"])
 def test_one_generator_step_lowers_the_generator_loss_on_a_fixed_batch(catalog, setting):
     config = {**setting, "guide_augment": False}  # the default lr, 2e-4
-    restyler, dnet = tiny_gan(config["residual"])
+    restyler, dnet = tiny_gan(config["residual"], config["photometric"])
     guide = tiny_classifier(catalog)
     source, target = torch.rand(8, 3, 16, 16) * 2 - 1, torch.rand(8, 3, 16, 16) * 2 - 1
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
@@ -109,6 +109,22 @@ def test_one_generator_step_lowers_the_generator_loss_on_a_fixed_batch(catalog, 
     assert set(generator_terms(restyler, dnet, [guide], source, labels, target, target, config, sampler)) == (
         {"adversarial", "classifier", "reconstruction"} if config["reconstruction_weight"] else {"adversarial", "classifier"})
     assert after.item() < before.item()
+
+
+def test_the_photometric_head_starts_as_the_identity_and_learns_exposure():
+    restyler, _ = tiny_gan(residual=True, photometric=True)
+    images = torch.rand(8, 3, 16, 16) * 2 - 1
+    latent = restyler.encoder(images)
+    assert torch.equal(restyler.generator.adjust(images, latent), images)
+    darker = images * 0.5 - 0.3  # an underexposed, flatter copy: what a global gain and offset fix exactly
+    optimizer = torch.optim.Adam(restyler.generator.photometric.parameters(), lr=1e-2)
+    for _ in range(20):
+        loss = (restyler.generator.adjust(images, restyler.encoder(images).detach()) - darker).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    gain, offset = restyler.generator.photometric(latent.detach()).view(8, 2, 3).unbind(1)
+    assert (gain < 0).all() and (offset < 0).all()
 
 
 def test_training_never_changes_the_frozen_classifiers(catalog, squares, tmp_path):
@@ -292,7 +308,8 @@ def test_bad_settings_fail_before_training(squares, tmp_path, monkeypatch):
                             ({"classifiers": []}, "classifiers must name at least one"),
                             ({"classifiers": "timm:no_such_net"}, "unknown classifier 'timm:no_such_net'"),
                             ({"guide_classifiers": str(tmp_path)}, "is not a saved ferbench model"),
-                            ({"residual": "yes"}, "residual must be true or false")]:
+                            ({"residual": "yes"}, "residual must be true or false"),
+                            ({"residual": False}, "photometric .* needs residual=true")]:
         with pytest.raises(ConfigError, match=message):
             ArabianGAN().fit(target, context(tmp_path, {**DEFAULTS, **TINY, **change}, adaptation=source))
     with pytest.raises(ConfigError, match="share fewer than two classes"):
@@ -301,10 +318,11 @@ def test_bad_settings_fail_before_training(squares, tmp_path, monkeypatch):
 
 
 def test_restyler_round_trips_through_its_folder(tmp_path, catalog):
-    restyler, dnet = tiny_gan(residual=True)
+    restyler, dnet = tiny_gan(residual=True, photometric=True)
+    torch.nn.init.normal_(restyler.generator.photometric.weight, std=0.01)  # a head that does something
     names = {"source": "s", "target": "t"}
     build = {"encoder": {"image_size": 16, "latent_dim": 64, "width": 4},
-             "generator": {"image_size": 16, "latent_dim": 64, "width": 4},
+             "generator": {"image_size": 16, "latent_dim": 64, "width": 4, "photometric": True},
              "discriminator": {"image_size": 16, "num_classes": 3, "width": 4}}
     save_restyler(tmp_path, {"encoder": restyler.encoder, "generator": restyler.generator, "discriminator": dnet},
                   COMPONENTS, build, image_size=16, target_channels=1, residual=True, classes=CLASSES, names=names,
