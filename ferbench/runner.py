@@ -99,6 +99,10 @@ def merge_config(defaults: dict[str, Any], overrides: dict[str, Any], method: st
     unknown = [k for k in overrides if k not in defaults]
     if unknown:
         raise unknown_name(f"hyperparameter of {method}", unknown[0], defaults)
+    # `--set key=a,b` for a list-valued hyperparameter is that list, so a run records (and the leaderboard
+    # groups) the same setting whether it came from registry.yaml or the command line.
+    overrides = {k: [item.strip() for item in v.split(",") if item.strip()]
+                 if isinstance(v, str) and isinstance(defaults[k], list) else v for k, v in overrides.items()}
     config = {**defaults, **overrides}
     check_config(config)
     return config

@@ -124,3 +124,13 @@ def test_a_methods_own_protocol_is_the_default(zoo, tmp_path):
     with pytest.raises(ConfigError, match="--target is only used by a cross-dataset protocol"):
         tiny_run(zoo, tmp_path, method="cross-only", dataset="squares-rgb", target="squares", protocol="holdout")
     assert tiny_run(zoo, tmp_path)[0]["protocol"] == "holdout"
+
+
+def test_a_comma_list_from_the_command_line_is_the_same_setting_as_a_list():
+    from ferbench.runner import merge_config
+    from ferbench.training import SUPERVISED_DEFAULTS
+
+    defaults = {**SUPERVISED_DEFAULTS, "guides": ["timm:a", "timm:b"]}
+    assert merge_config(defaults, {"guides": "timm:c, timm:d"}, "m")["guides"] == ["timm:c", "timm:d"]
+    assert merge_config(defaults, {"guides": ["timm:c"]}, "m")["guides"] == ["timm:c"]
+    assert merge_config(defaults, {"optimizer": "sgd"}, "m")["optimizer"] == "sgd"  # a string default stays one

@@ -93,7 +93,8 @@ def restyler_inference(settings: dict):
         shape = {"image_size": image_size, "latent_dim": settings["latent_dim"], "width": settings["width"]}
         generator = gnet.ArabianGnet(out_chans=3, photometric=settings["photometric"], **shape)
         return Restyler(enet.ArabianEnet(in_chans=3, **shape), generator, image_size,
-                        target_channels=3, residual=settings["residual"])
+                        target_channels=3, residual=settings["residual"],
+                        correction_scale=settings["correction_scale"])
     return build
 
 

@@ -9,14 +9,19 @@ convolution with stride 2, whose uneven overlap paints a checkerboard into the i
 multiple of 16 (48, 64, 96). It takes no labels: the restyler has to work on unlabelled images, so whatever
 class information the output carries must come from the input.
 
-``photometric`` (ours, not the paper's) adds a head that reads a gain and an offset per colour channel off
-the same vector. A residual restyler applies them to its input image before adding the decoded
-correction (:meth:`ArabianGnet.adjust`): exposure, contrast and colour cast, which is most of what tells
-two datasets apart, then become one multiplication instead of something the decoder has to paint pixel by
-pixel through the 4096-d bottleneck. The head starts at zero, so it starts as the identity.
+``photometric`` (ours, not the paper's) gives a residual restyler a photometric stage for its input image
+(:meth:`ArabianGnet.adjust`), the adaptive instance normalisation of Huang & Belongie (2017): each image is
+normalised per channel to zero mean and unit spread, then given a learned mean and spread per channel
+(the target's look, shared by all images) that a head reading the same 4096-d vector modulates per image.
+Exposure, contrast and colour cast, much of what tells two datasets apart, then become a few numbers
+instead of something the decoder has to paint pixel by pixel through the bottleneck; on the synthetic
+pair, matching the target's grey-level statistics and mean colour by hand lifts a studio-trained
+ResNet-18 on snapshot faces from 37% to 46% (README, Arabian GAN).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -48,22 +53,28 @@ class ArabianGnet(Generator):
             nn.Conv2d(w, out_chans, 3, 1, 1),
             nn.Tanh(),
         )
-        self.photometric = nn.Linear(latent_dim, 2 * out_chans) if photometric else None
+        # no bias: the shared look is style_mean and style_log_std; the head only modulates it per image
+        self.photometric = nn.Linear(latent_dim, 2 * out_chans, bias=False) if photometric else None
         if self.photometric is not None:
-            nn.init.zeros_(self.photometric.weight)
-            nn.init.zeros_(self.photometric.bias)
+            nn.init.zeros_(self.photometric.weight)  # starts with no per-image modulation
+            # images are in [-1, 1]: mid-grey with a spread of about a quarter of the range to start from
+            self.style_mean = nn.Parameter(torch.zeros(1, out_chans, 1, 1))
+            self.style_log_std = nn.Parameter(torch.full((1, out_chans, 1, 1), math.log(0.5)))
 
     def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.project(latent).view(len(latent), -1, self.start, self.start)
         return self.decode(x)
 
     def adjust(self, images: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """``images`` with the per-image, per-channel gain and offset read off ``latent`` (the identity
-        without the photometric head)."""
+        """``images`` normalised per image and channel, then given the learned mean and spread modulated by
+        ``latent`` (unchanged without the photometric stage)."""
         if self.photometric is None:
             return images
+        images = images.float()
+        mean, std = images.mean((2, 3), keepdim=True), images.std((2, 3), keepdim=True)
         gain, offset = self.photometric(latent).float().view(len(latent), 2, self.out_chans, 1, 1).unbind(1)
-        return images * (1 + gain) + offset
+        normalised = (images - mean) / (std + 1e-3)
+        return normalised * self.style_log_std.exp() * (1 + gain) + self.style_mean + offset
 
 
 def build(**kwargs) -> ArabianGnet:

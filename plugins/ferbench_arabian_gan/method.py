@@ -56,7 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 2,  # first epochs with the reconstruction term alone, no Dnet or guide (0: the paper)
     "reconstruction_weight": 10.0,  # L1 of restyling a target image, in the source's channels, back to itself (0: the paper)
     "residual": True,  # Gnet's output is a correction added to the input image (False: the paper)
-    "photometric": True,  # with residual: a per-image gain and offset per channel first (False: the paper)
+    "photometric": True,
+    "correction_scale": 2.0,  # with residual: Gnet's output (in [-1, 1]) times this is added to the image  # with residual: a per-image gain and offset per channel first (False: the paper)
     "label_matched_batches": True,  # real target batch with the same labels as the source batch (False: the paper)
     "guide_augment": True,  # random shift/rotation/flip before the guides see a generated image (False: the paper)
     # The frozen classifiers: component names (trained on the target's training split) or saved model folders.
@@ -153,7 +154,7 @@ def names(value: Any, key: str) -> list[str]:
 
 def check(config: dict[str, Any]) -> None:
     """Reject hyperparameters no run can use, naming the key, before anything trains."""
-    for key in (*WEIGHTS, "validation_fraction", "collapse_fraction", "beta1", "beta2"):
+    for key in (*WEIGHTS, "correction_scale", "validation_fraction", "collapse_fraction", "beta1", "beta2"):
         if not isinstance(config[key], (int, float)) or isinstance(config[key], bool) or config[key] < 0:
             raise ConfigError(f"{key} must be a non-negative number, got {config[key]!r}")
     for key in ("beta1", "beta2", "validation_fraction", "collapse_fraction"):
@@ -253,7 +254,8 @@ class ArabianGAN(Method):
         self.frozen = [self._prepare_classifier(c, classifier_train, ctx) for c in built]
         self.evaluators = [c for c in self.frozen if c.role == "evaluator"]
         self.guides = [c for c in self.frozen if c.role == "guide"]
-        self.restyler = Restyler(self.encoder, self.generator, size, self.target_channels, bool(config["residual"]))
+        self.restyler = Restyler(self.encoder, self.generator, size, self.target_channels, bool(config["residual"]),
+                                 float(config["correction_scale"]))
         started = time.perf_counter()
         self.history = train_restyler(self.restyler, self.discriminator, self.guides, source, target, config, ctx)
         self.restyler_seconds = time.perf_counter() - started
@@ -358,7 +360,7 @@ class ArabianGAN(Method):
         save_restyler(directory, {"encoder": self.encoder, "generator": self.generator,
                                   "discriminator": self.discriminator}, self.components, self.build_args,
                       image_size=int(self.config["image_size"]), target_channels=self.target_channels,
-                      residual=self.restyler.residual,
+                      residual=self.restyler.residual, correction_scale=self.restyler.correction_scale,
                       classes=self.classes, names=self.names, trained_by=trained_by or {})
         for index, classifier in enumerate(self.frozen):
             if classifier.origin != "trained":

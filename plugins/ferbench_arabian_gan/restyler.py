@@ -27,17 +27,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pp
 
 
 class Restyler(nn.Module):
-    """Enet -> Gnet as an image-to-image function. ``residual``: Gnet's output (scaled by 2, so that any
-    pixel can reach any value) is a correction added to the input image instead of the image itself, after
+    """Enet -> Gnet as an image-to-image function. ``residual``: Gnet's output, times ``correction_scale``
+    (2: any pixel can reach any value), is a correction added to the input image instead of the image itself, after
     the generator's photometric ``adjust`` of that image where it has one (``ArabianGnet(photometric=True)``)."""
 
     in_chans = 3  # it always takes RGB in [-1, 1] (grey sources are repeated), whatever the data's channels
 
     def __init__(self, encoder: nn.Module, generator: nn.Module, image_size: int, target_channels: int,
-                 residual: bool = False):
+                 residual: bool = False, correction_scale: float = 2.0):
         super().__init__()
         self.encoder, self.generator = encoder, generator
         self.image_size, self.target_channels, self.residual = image_size, target_channels, residual
+        self.correction_scale = correction_scale
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` in [-1, 1] -> restyled ``(N, 3, S, S)`` (unclamped while training)."""
@@ -46,7 +47,7 @@ class Restyler(nn.Module):
         if not self.residual:
             return output
         adjust = getattr(self.generator, "adjust", None)
-        return (adjust(images, latent) if adjust else images) + 2 * output
+        return (adjust(images, latent) if adjust else images) + self.correction_scale * output
 
     @torch.no_grad()
     def restyle(self, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
@@ -72,6 +73,7 @@ class Restyler(nn.Module):
 
 def save_restyler(directory: Path, modules: dict[str, nn.Module], components: dict[str, str],
                   build_args: dict[str, dict[str, Any]], *, image_size: int, target_channels: int, residual: bool,
+                  correction_scale: float,
                   classes: tuple[str, ...], names: dict[str, str], trained_by: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for role, module in modules.items():
@@ -84,6 +86,7 @@ def save_restyler(directory: Path, modules: dict[str, nn.Module], components: di
         "image_size": image_size,
         "target_channels": target_channels,
         "residual": residual,
+        "correction_scale": correction_scale,
         "classes": list(classes),
         "source": names["source"],
         "target": names["target"],
@@ -121,7 +124,8 @@ def load_restyler(path: str | Path, build: Callable[..., nn.Module]) -> tuple[Re
                                   f"unexpected {unexpected[:5]}")
         modules[role] = module.eval()
     return Restyler(modules["encoder"], modules["generator"], int(record["image_size"]),
-                    int(record["target_channels"]), bool(record.get("residual", False))).eval(), record
+                    int(record["target_channels"]), bool(record.get("residual", False)),
+                    float(record.get("correction_scale", 2.0))).eval(), record
 
 
 def image_files(folder: Path) -> list[Path]:
