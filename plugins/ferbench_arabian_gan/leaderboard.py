@@ -8,6 +8,8 @@ from typing import Any, Iterable
 import numpy as np
 from tabulate import tabulate
 
+from ferbench.leaderboard import setting_fingerprint
+
 PAPER_ORDER = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 
 
@@ -42,7 +44,9 @@ def table2_sections(records: list[dict[str, Any]], paper: list[dict[str, Any]], 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in mine:
         device = r["device"].get("name") if r["device"].get("type") == "cuda" else "cpu"
-        groups.setdefault((r["method"], r["dataset"], r["train_dataset"], r["test_split"], device), []).append(r)
+        setting = setting_fingerprint(r.get("config") or {})  # as the main table: one setting per section
+        groups.setdefault((r["method"], r["dataset"], r["train_dataset"], r["test_split"], device, setting),
+                          []).append(r)
 
     lines = [
         "## Arabian GAN: true-positive rate before and after restyling (the paper's Table 2)",
@@ -56,7 +60,7 @@ def table2_sections(records: list[dict[str, Any]], paper: list[dict[str, Any]], 
         "source -> target pair, so the paper's columns are a reference for the shape of the result, not a",
         "number to match.",
     ]
-    for (method, dataset, target, split, device), runs in sorted(groups.items()):
+    for (method, dataset, target, split, device, setting), runs in sorted(groups.items()):
         classes = list(dict.fromkeys(c for r in runs for c in r["extra"]["table2"]["classes"]))
         evaluators = [c for r in runs for c in r["extra"]["classifiers"] if c["role"] == "evaluator"]
         names = sorted({c["name"] for c in evaluators})
@@ -80,7 +84,7 @@ def table2_sections(records: list[dict[str, Any]], paper: list[dict[str, Any]], 
         options = sorted({str((r.get("config") or {}).get("data_options")) for r in runs} - {"None"})
         lines += [
             "",
-            f"### {method}: {dataset} restyled towards {target} [{split}], {device}",
+            f"### {method}: {dataset} restyled towards {target} [{split}], {device}, setting {setting}",
             "",
             f"{len(runs)} run(s); evaluators: {', '.join(names)}; restyler epochs {', '.join(epochs)}"
             + (f"; data options {', '.join(options)}" if options else "") + ".",

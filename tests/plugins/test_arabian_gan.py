@@ -266,6 +266,10 @@ def test_leaderboard_section_shows_table2_beside_the_papers_numbers(tiny_run):
     assert "| happiness " in section and "57.87 ± 13.05" in section  # the paper's before-GAN happiness
     assert "| **Accuracy** " in section and "48.81 ± 4.31" in section and "49.39 ± 1.84" in section
     assert table2_sections([], zoo.paper_numbers(), METHODS) == []
+    # a run of another setting gets its own section instead of being averaged in
+    other = [{**r, "config": {**r["config"], "epochs": r["config"]["epochs"] + 1}} for r in records]
+    (both,) = table2_sections(records + other, zoo.paper_numbers(), METHODS)
+    assert both.count("### arabian-gan: squares-rgb restyled towards squares [test], cpu, setting ") == 2
 
 
 def test_restyle_command_restyles_a_folder(tiny_run, tmp_path):
