@@ -28,8 +28,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pp
 
 class Restyler(nn.Module):
     """Enet -> Gnet as an image-to-image function. ``residual``: Gnet's output, times ``correction_scale``
-    (2: any pixel can reach any value), is a correction added to the input image instead of the image itself, after
-    the generator's photometric ``adjust`` of that image where it has one (``ArabianGnet(photometric=True)``)."""
+    (at 2 any pixel can reach any value), is a correction added to the input image instead of the image
+    itself, after the generator's photometric ``adjust`` of that image where it has one
+    (``ArabianGnet(photometric=True)``)."""
 
     in_chans = 3  # it always takes RGB in [-1, 1] (grey sources are repeated), whatever the data's channels
 
