@@ -64,8 +64,8 @@ DEFAULTS: dict[str, Any] = {
     # The Cnet(s) in the generator's loss (one: the paper). Two, averaged: an image has to read as its class
     # to both, which one network's blind spots cannot satisfy.
     "guide_classifiers": ["timm:test_resnet", "timm:test_efficientnet"],
-    # Table 2's evaluators: three standard backbones of three designs that score 59-76 % on held-out studio
-    # faces (timm's tiny test_* nets scored 37-47 %, too close to chance for a before/after comparison)
+    # Table 2's evaluators: standard backbones of three designs that score 59-78 % on the studio test faces
+    # (timm's tiny test_* nets scored 37-47 %, too close to chance for a before/after comparison)
     "classifiers": ["timm:resnet18", "timm:resnet10t", "timm:convnext_atto"],
     "classifier_epochs": 10,
     "classifier_batch_size": 64,
