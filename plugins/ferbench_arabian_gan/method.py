@@ -110,6 +110,7 @@ class FrozenClassifier:
     origin: str  # "trained" or "loaded"
     validation: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    on_device: dict[tuple, tuple[torch.Tensor, ...]] = field(default_factory=dict, repr=False)
 
     def probabilities(self, images: np.ndarray, device: torch.device, batch_size: int) -> np.ndarray:
         """Probabilities over the method's classes for uint8 images (other classes' columns dropped)."""
@@ -131,15 +132,26 @@ class FrozenClassifier:
 
     def logits_of_generated(self, images: torch.Tensor) -> torch.Tensor:
         """Logits over the method's classes for Gnet output in [-1, 1], differentiably."""
+        luma, mean, std, columns = self._constants(images.device, images.dtype)
         x = (images + 1) / 2
         if self.input_spec.in_chans == 1 and x.shape[1] == 3:
-            x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = (x * luma).sum(1, keepdim=True)
         size = self.input_spec.image_size
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        mean = torch.tensor(self.input_spec.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.input_spec.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        return self.model((x - mean) / std)[:, self.columns.to(x.device)]
+        return self.model((x - mean) / std)[:, columns]
+
+    def _constants(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """Luma weights, normalisation and logit columns on ``device``: made once, not copied to the device in
+        every generator step."""
+        key = (device, dtype)
+        if key not in self.on_device:
+            self.on_device[key] = (
+                torch.tensor([0.299, 0.587, 0.114], device=device, dtype=dtype).view(1, 3, 1, 1),
+                torch.tensor(self.input_spec.mean, device=device, dtype=dtype).view(1, -1, 1, 1),
+                torch.tensor(self.input_spec.std, device=device, dtype=dtype).view(1, -1, 1, 1),
+                self.columns.to(device))
+        return self.on_device[key]
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "origin": self.origin, "validation": self.validation,

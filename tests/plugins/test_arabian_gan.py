@@ -93,7 +93,7 @@ def context(tmp_path, config, adaptation=None) -> RunContext:
 
 @pytest.mark.parametrize("setting", [PAPER_SETTING, DEFAULTS], ids=["paper", "improved"])
 def test_one_generator_step_lowers_the_generator_loss_on_a_fixed_batch(catalog, setting):
-    config = {**setting, "guide_augment": False}  # the default lr, 2e-4
+    config = {**setting, "guide_augment": False}  # each setting's own lr
     restyler, dnet = tiny_gan(config["residual"], config["photometric"])
     guide = tiny_classifier(catalog)
     source, target = torch.rand(8, 3, 16, 16) * 2 - 1, torch.rand(8, 3, 16, 16) * 2 - 1
@@ -149,7 +149,6 @@ def test_training_never_changes_the_frozen_classifiers(catalog, squares, tmp_pat
     assert not torch.equal(enet_before, restyler.encoder.project.weight)  # while the restyler did learn
 
 
-
 def test_a_gan_that_turns_nan_stops_as_diverged_naming_the_network(catalog, squares, tmp_path):
     restyler, dnet = tiny_gan()
     with torch.no_grad():
@@ -158,6 +157,7 @@ def test_a_gan_that_turns_nan_stops_as_diverged_naming_the_network(catalog, squa
         train_restyler(restyler, dnet, [tiny_classifier(catalog)], squares(classes=CLASSES, channels=3, seed=1),
                        squares(classes=CLASSES), {**DEFAULTS, **TINY, "epochs": 1}, context(tmp_path, {}))
     assert caught.value.component == "discriminator loss"
+
 
 # --- reporting ---------------------------------------------------------------------------------------
 
@@ -335,8 +335,8 @@ def test_restyler_round_trips_through_its_folder(tmp_path, catalog):
              "generator": {"image_size": 16, "latent_dim": 64, "width": 4, "photometric": True},
              "discriminator": {"image_size": 16, "num_classes": 3, "width": 4}}
     save_restyler(tmp_path, {"encoder": restyler.encoder, "generator": restyler.generator, "discriminator": dnet},
-                  COMPONENTS, build, image_size=16, target_channels=1, residual=True, correction_scale=0.5, classes=CLASSES, names=names,
-                  trained_by={})
+                  COMPONENTS, build, image_size=16, target_channels=1, residual=True, correction_scale=0.5,
+                  classes=CLASSES, names=names, trained_by={})
     loaded, record = load_restyler(tmp_path / "restyler.json", catalog.build)
     images = np.random.default_rng(0).integers(0, 255, (3, 20, 20, 3), dtype=np.uint8)
     assert np.array_equal(loaded.restyle(images, torch.device("cpu")), restyler.restyle(images, torch.device("cpu")))
