@@ -1,8 +1,17 @@
 """The ``ferbench`` command line: run, eval, predict, leaderboard, list, plugins."""
+# ruff: noqa: E402  (ferbench.threads must configure OpenMP before the imports below load torch)
 
 from __future__ import annotations
 
 import sys
+
+from ferbench import threads
+
+try:  # before anything below imports torch: OpenMP reads its wait policy once, when torch loads it
+    threads.configure()
+except ValueError as _error:
+    sys.exit(f"error: {_error}")
+
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -27,6 +36,10 @@ RegistryOption = Annotated[Optional[Path], typer.Option(
     "--registry", envvar=REGISTRY_ENV, help="Registry file (default: the registry.yaml of the ferbench checkout).")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder results are written into.")]
+# Read from the command line by ferbench.threads before torch loads (see there); declared here for --help.
+ThreadsOption = Annotated[Optional[int], typer.Option(
+    "--threads", envvar=threads.THREADS_ENV, min=1,
+    help="CPU threads for torch (default: every core this process may use; OpenMP threads wait passively).")]
 
 
 def load_zoo(registry: Path | None) -> Zoo:
@@ -87,6 +100,7 @@ def run(
     out: OutOption = Path("results"),
     save_model: Annotated[bool, typer.Option(help="Save the trained model beside the results.")] = True,
     registry: RegistryOption = None,
+    threads_: ThreadsOption = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from its folder (results/<run_id>); other options default to the run's own and must agree with them.")] = None,
 ) -> None:
     """Train and evaluate a method on a dataset under a protocol; write one result JSON per fold and split."""
@@ -172,6 +186,7 @@ def eval_(
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
     registry: RegistryOption = None,
+    threads_: ThreadsOption = None,
 ) -> None:
     """Score a saved model on any dataset, over the classes the two share."""
     from ferbench.runner import evaluate
@@ -196,6 +211,7 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 64,
     device: DeviceOption = "auto",
     registry: RegistryOption = None,
+    threads_: ThreadsOption = None,
 ) -> None:
     """Find the faces in photos and classify their expression: one row per face (file, box, class, probabilities)."""
     from ferbench.predict import predict as predict_faces, write_predictions
@@ -257,6 +273,7 @@ def bench(
     device: DeviceOption = "auto",
     out: Annotated[Path, typer.Option("--out", help="Folder for the JSON record.")] = Path("results/bench"),
     registry: RegistryOption = None,
+    threads_: ThreadsOption = None,
 ) -> None:
     """Measure inference and training throughput in several execution modes, side by side."""
     from ferbench import bench as benchmarks

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import torch
 
 import ferbench
+from ferbench import threads
 from ferbench.files import write_json
 
 RESULT_SCHEMA = "ferbench.result/1"
@@ -108,7 +109,8 @@ def git_info() -> dict[str, Any]:
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"type": device.type, "cpu": _cpu_name(), "cpu_threads": torch.get_num_threads()}
+    info: dict[str, Any] = {"type": device.type, "cpu": _cpu_name(), "threads": threads.describe()}
+    info["cpu_threads"] = info["threads"]["torch_threads"]
     if device.type == "cuda":
         info["name"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda

@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ferbench import distributed
+from ferbench import distributed, threads
 from ferbench.checkpoint import TrainingCheckpoint, load_model
 from ferbench.data import Dataset
 from ferbench.errors import ConfigError, DatasetError, RunInterrupted, TrainingDiverged, unknown_name
@@ -86,6 +86,7 @@ def resume_request(run_dir: str | Path, given: dict[str, Any]) -> RunRequest:
 
 
 def resolve_device(name: str) -> torch.device:
+    threads.apply()  # every command that computes comes through here
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):

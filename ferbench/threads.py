@@ -1,0 +1,112 @@
+"""How many CPU threads torch uses, and how they wait: chosen once, before torch starts OpenMP.
+
+Measured on a 2-core machine with another process holding one core (ResNet-10-T training step, batch 128,
+48x48): torch's defaults (one thread per core, OpenMP's spin-waiting threads) ran 47-54 img/s, while
+``OMP_WAIT_POLICY=PASSIVE`` or a single thread ran 311-356 img/s. A spinning OpenMP thread that shares its
+core with another process burns its time slice waiting for the thread that was descheduled; a passive one
+sleeps. On an idle machine the two policies are alike (see ``ferbench bench --busy-cores``), so the
+default is every core this process may use (``os.sched_getaffinity``: a cgroup or ``taskset`` limit
+counts, the machine's core count does not) with passive waiting.
+
+libgomp reads ``OMP_WAIT_POLICY`` when it is loaded, i.e. at ``import torch``; :func:`configure` is
+therefore called by the CLI before anything imports torch, and this module never imports torch at import
+time. An ``OMP_WAIT_POLICY`` or ``OMP_NUM_THREADS`` the user set is respected and recorded as such.
+Every result and bench record carries :func:`describe` under ``device.threads``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass
+
+THREADS_ENV = "FERBENCH_THREADS"
+
+
+@dataclass
+class ThreadChoice:
+    threads: int  # torch intra-op threads
+    available_cores: int  # cores this process may run on
+    source: str  # where `threads` came from: --threads, FERBENCH_THREADS, OMP_NUM_THREADS or available cores
+    omp_wait_policy: str  # as OpenMP saw it: PASSIVE, ACTIVE, or "default" (libgomp: spin, then sleep)
+    wait_policy_source: str  # "ferbench", "environment" (the user's), or "too late" (torch was loaded first)
+
+
+_choice: ThreadChoice | None = None
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def threads_from_argv(argv: list[str]) -> str | None:
+    """The value of ``--threads N`` or ``--threads=N`` anywhere in ``argv`` (the last one wins), else None."""
+    value = None
+    for position, argument in enumerate(argv):
+        if argument == "--threads" and position + 1 < len(argv):
+            value = argv[position + 1]
+        elif argument.startswith("--threads="):
+            value = argument.split("=", 1)[1]
+    return value
+
+
+def parse_threads(text: str, where: str) -> int:
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"{where} must be a positive number of threads, got {text!r}")
+    return threads
+
+
+def configure(argv: list[str] | None = None) -> ThreadChoice:
+    """Choose the thread count and wait policy; sets the OpenMP environment if torch is not loaded yet.
+
+    Raises ValueError naming the option for a bad ``--threads`` / ``FERBENCH_THREADS``.
+    """
+    global _choice
+    cores = available_cores()
+    given = threads_from_argv(list(sys.argv[1:] if argv is None else argv))
+    if given is not None:
+        threads, source = parse_threads(given, "--threads"), "--threads"
+    elif os.environ.get(THREADS_ENV):
+        threads, source = parse_threads(os.environ[THREADS_ENV], THREADS_ENV), THREADS_ENV
+    elif os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        threads, source = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    else:
+        threads, source = cores, "available cores"
+    if "torch" in sys.modules:
+        # OpenMP has read its environment already; only the thread count can still change.
+        policy_source = "too late"
+    elif "OMP_WAIT_POLICY" in os.environ:
+        policy_source = "environment"
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        policy_source = "ferbench"
+    if "torch" not in sys.modules:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # sizes OpenMP's pool before torch creates it
+    policy = os.environ.get("OMP_WAIT_POLICY", "default").upper()
+    _choice = ThreadChoice(threads, cores, source, policy, policy_source)
+    return _choice
+
+
+def apply() -> ThreadChoice:
+    """Give torch the chosen thread count (configuring first if nobody did); call where torch is in use."""
+    import torch
+
+    choice = _choice or configure([])
+    if torch.get_num_threads() != choice.threads:
+        torch.set_num_threads(choice.threads)
+    return choice
+
+
+def describe() -> dict:
+    """The choice in force, for records: threads, available cores, wait policy and where each came from."""
+    import torch
+
+    choice = apply()
+    return {**asdict(choice), "torch_threads": torch.get_num_threads()}
