@@ -90,6 +90,7 @@ def run(
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Model input size (default: the dataset's).")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Local weights to start from (safetensors or a weights-only .pt).")] = None,
+    time_budget: Annotated[Optional[str], typer.Option(help="Train for this long (e.g. 30m, 1.5h, 900s): the epochs that fit at the measured step rate, stopping on time.")] = None,
     seed: Annotated[Optional[list[int]], typer.Option(help="Seed; repeat for several runs.")] = None,
     folds: Annotated[Optional[int], typer.Option(help="Number of folds for k-fold protocols.")] = None,
     fold: Annotated[Optional[list[int]], typer.Option(help="Run only fold k (1-based); repeatable.")] = None,
@@ -113,7 +114,7 @@ def run(
     overrides = {k: parse_value(v) for k, v in parse_pairs(set_ or [], "--set").items()}
     data_options = {k: parse_value(v) for k, v in parse_pairs(data_option or [], "--data-option").items()}
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("image_size", image_size),
-                       ("weights", str(weights) if weights else None)):
+                       ("weights", str(weights) if weights else None), ("time_budget", time_budget)):
         if value is not None:
             overrides[key] = value
     if resume is not None:
@@ -179,22 +180,23 @@ def run(
 
 @app.command("eval")
 def eval_(
-    model: Annotated[Path, typer.Option(help="A saved model folder (or its model.json) written by ferbench run.")],
+    model: Annotated[list[Path], typer.Option(help="A saved model folder (or its model.json) written by ferbench run; repeat for an ensemble (mean of the probabilities).")],
     dataset: Annotated[str, typer.Option(help="Dataset name, or a folder in a supported format.")],
     split: Annotated[Optional[str], typer.Option(help="Split to score, or 'all' (default: every test split).")] = None,
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 256,
+    tta: Annotated[Optional[str], typer.Option(help="Test-time augmentation: none, flip or flip-shift (default: as each model was trained).")] = None,
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
 ) -> None:
-    """Score a saved model on any dataset, over the classes the two share."""
+    """Score a saved model (or an ensemble of them) on any dataset, over the classes they share."""
     from ferbench.runner import evaluate
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
     records = evaluate(load_zoo(registry), model, dataset, split=split, device=device, out_dir=out,
-                       batch_size=batch_size, console=console)
+                       batch_size=batch_size, tta=tta, console=console)
     console.print(f"results: [bold]{Path(records[0]['_path']).parent.parent}[/]")
 
 

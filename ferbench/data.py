@@ -6,6 +6,7 @@ plain arrays plus metadata, and a model's input transform runs per batch on the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -183,9 +184,15 @@ class InputSpec:
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                               antialias=True, align_corners=False)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = _normalisation(self.mean, self.std, x.device)
         return (x - mean) / std
+
+
+@functools.lru_cache(maxsize=64)
+def _normalisation(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalisation constants as tensors on ``device``, made once (not copied from the host per batch)."""
+    return (torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1))
 
 
 def to_channels(batch: torch.Tensor, in_chans: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -126,6 +126,16 @@ class Tracker:
                 self.progress.advance(task)
         finally:
             self.progress.remove_task(task)
+
+
+def epoch_line(fold: str, epoch: int, metrics: dict[str, Any]) -> str:
+    """One line per epoch, so a log (CI, nohup, SLURM) shows progress the progress bar cannot."""
+    parts = [f"{fold} epoch {epoch}"]
+    for key, spec in (("loss", ".4f"), ("train_accuracy", ".2%"), ("lr", ".2e"), ("seconds", ".1f")):
+        if isinstance(metrics.get(key), (int, float)):
+            parts.append(f"{key.replace('_', ' ')} {format(metrics[key], spec)}")
+    parts += [f"{split} {accuracy:.2%}" for split, accuracy in (metrics.get("test_accuracy") or {}).items()]
+    return ", ".join(parts)
 
 
 def _length(iterable: Iterable) -> int | None:
@@ -344,6 +354,7 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
 
     def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
         if distributed.is_main():
+            tracker.console.print(epoch_line(fold.name, epoch, metrics), highlight=False)
             zoo.plugins.notify("ferbench_epoch_end", run=info, fold=fold.name, epoch=epoch, metrics=metrics)
 
     def evaluate(method) -> dict[str, float]:  # for time-to-accuracy curves (eval_every)
@@ -455,14 +466,26 @@ def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: 
     return record
 
 
-def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | None = None, device: str = "auto",
-             out_dir: Path = Path("results"), batch_size: int = 256,
+def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_name: str, split: str | None = None,
+             device: str = "auto", out_dir: Path = Path("results"), batch_size: int = 256, tta: str | None = None,
              console: Console | None = None) -> list[dict[str, Any]]:
-    """Score a model saved by ``ferbench run`` on a dataset, over the classes the two share."""
+    """Score a model saved by ``ferbench run`` on a dataset, over the classes the two share.
+
+    Several models are an ensemble: their probabilities are averaged (every member must have the same
+    classes), and the record's method is labelled ``ensemble[N]:<method>``. ``tta``: the test-time
+    augmentation (default: each model's own, as trained; see ``ferbench.training.TTA_MODES``).
+    """
     console = console or Console()
+    paths = [Path(model_path)] if isinstance(model_path, (str, Path)) else [Path(p) for p in model_path]
+    if not paths:
+        raise ConfigError("ferbench eval needs at least one --model")
     torch_device = resolve_device(device)
-    model, input_spec, model_record = load_model(model_path, zoo.catalog.build)
-    classes = tuple(model_record["classes"])
+    members = [(path, *load_model(path, zoo.catalog.build)) for path in paths]
+    classes = tuple(members[0][3]["classes"])
+    for path, _, _, record in members[1:]:
+        if tuple(record["classes"]) != classes:
+            raise ConfigError(f"--model {path}: an ensemble's models must share their classes; it has "
+                              f"{record['classes']}, {paths[0]} has {list(classes)}")
     source = zoo.dataset(dataset_name)
     with console.status(f"loading {source.name}"):
         dataset = source.load()
@@ -475,20 +498,30 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         tests = {s: dataset.split(s) for s in evaluation_splits(dataset)}
     else:
         tests = {"all": dataset}
-    trained_by = model_record.get("trained_by") or {}
-    method_name = trained_by.get("method") or model_record["component"]
+    trained_by = members[0][3].get("trained_by") or {}
+    method_name = trained_by.get("method") or members[0][3]["component"]
+    views = [tta or (record.get("trained_by") or {}).get("tta") or "none" for _, _, _, record in members]
+    if len(members) > 1:
+        names = {(record.get("trained_by") or {}).get("method") or record["component"] for *_, record in members}
+        method_name = f"ensemble[{len(members)}]:" + ("+".join(sorted(names)))
     run_id, run_dir = claim_run_dir(out_dir, method_name, dataset.name, "eval", int(trained_by.get("seed", 0)))
     fold_dir = run_dir / "eval"
     fold_dir.mkdir()
+    config: dict[str, Any] = {"model": str(paths[0]), "batch_size": batch_size, "tta": views[0]}
+    if len(members) > 1:
+        config.update(model=[str(p) for p in paths], tta=views)
     common = {
         "schema": "ferbench.result/1", "run_id": run_id, "method": method_name,
-        "components": {"classifier": model_record["component"]}, "dataset": dataset.name,
+        "components": {"classifier": members[0][3]["component"]}, "dataset": dataset.name,
         "train_dataset": trained_by.get("dataset", "?"), "protocol": "eval", "seed": int(trained_by.get("seed", 0)),
-        "config": {"model": str(Path(model_path)), "batch_size": batch_size}, "device": device_info(torch_device),
+        "config": config, "device": device_info(torch_device),
         "git": git_info(), "environment": environment({n: p.version for n, p in zoo.plugins.plugins.items()}),
-        "model": {"path": str(Path(model_path)), "trained_by": trained_by},
+        "model": {"path": str(paths[0]), "trained_by": trained_by},
         "command": {"argv": list(sys.argv), "cwd": os.getcwd()},
     }
+    if len(members) > 1:
+        common["ensemble"] = [{"path": str(path), "trained_by": record.get("trained_by") or {}, "tta": view}
+                              for (path, _, _, record), view in zip(members, views)]
     if load_reports:
         common["load_reports"] = load_reports
     console.print(f"[bold]{method_name}[/] (trained on {common['train_dataset']}) evaluated on [bold]{dataset.name}[/]")
@@ -498,7 +531,8 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         if len(aligned) == 0:
             raise DatasetError(f"{dataset.name} [{name}] has no images of the model's classes {list(classes)}")
         started = time.perf_counter()
-        probabilities = predict_proba(model, aligned.images, input_spec, torch_device, batch_size)
+        probabilities = ensemble_proba([(model, spec) for _, model, spec, _ in members], aligned.images,
+                                       torch_device, batch_size, views)
         seconds = time.perf_counter() - started
         record = _record(common, "eval", name, None, test, aligned, classes, probabilities, {},
                          {"predict_s": seconds, "predict_images_per_s": len(aligned) / max(seconds, 1e-9)},
@@ -506,6 +540,13 @@ def evaluate(zoo: Zoo, model_path: str | Path, dataset_name: str, split: str | N
         records.append(record)
         _print_summary(console, record)
     return records
+
+
+def ensemble_proba(members: Sequence[tuple[Any, Any]], images: np.ndarray, device: torch.device, batch_size: int,
+                   tta: Sequence[str]) -> np.ndarray:
+    """The mean of the members' class probabilities (each model with its own input spec and TTA views)."""
+    return np.mean([predict_proba(model, images, spec, device, batch_size, view)
+                    for (model, spec), view in zip(members, tta)], axis=0)
 
 
 def _load_reports(console: Console, datasets: Iterable[Dataset | None]) -> dict[str, Any]:

@@ -8,9 +8,12 @@ Arabian GAN's Cnet, the latent-VGG19 classifier).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,10 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from timm.utils.model_ema import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from ferbench import distributed
-from ferbench.augment import augment_batch
+from ferbench.augment import apply_augmentation, draw_augmentation, draw_mixing, mix
 from ferbench.checkpoint import TrainingCheckpoint, load_weights, save_model
 from ferbench.data import Dataset, InputSpec
 from ferbench.divergence import DivergenceGuard
@@ -49,7 +53,15 @@ SUPERVISED_DEFAULTS: dict[str, Any] = {
     "eval_every": 0,
     "optimizer": "adamw",  # or "sgd": SGD with Nesterov momentum 0.9 (give it a larger lr, e.g. 0.05)
     "compile": False,  # torch.compile the model for training (inductor; on the CPU it needs a C++ compiler)
+    "mixup": 0.0,  # > 0: MixUp with Beta(mixup, mixup) mixing weights (0 = off)
+    "cutmix": 0.0,  # > 0: CutMix with Beta(cutmix, cutmix) box areas (0 = off); with mixup too, half the batches each
+    "ema": 0.0,  # > 0: evaluate and save an exponential moving average of the weights with this decay (e.g. 0.999)
+    "tta": "flip",  # test-time augmentation: none, flip (mean of the image and its mirror), or flip-shift (10 views)
+    # Seconds (or "30m", "1.5h") of training: epochs becomes what fits at the measured step rate; null: use epochs.
+    "time_budget": None,
 }
+
+TTA_MODES = ("none", "flip", "flip-shift")
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -60,24 +72,52 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, config: dict[str, Any],
+@dataclass
+class TrainingSet:
+    """What the engine trains on, resident on the training device: uint8 images, labels, and any further
+    per-image inputs of the model's ``forward`` (latent-VGG19's latent code ``w``), indexed like the images."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    extras: tuple[torch.Tensor, ...] = ()
+
+    @classmethod
+    def of(cls, data: Dataset, device: torch.device) -> "TrainingSet":
+        return cls(torch.from_numpy(np.ascontiguousarray(data.images)).to(device),
+                   torch.from_numpy(data.labels.astype(np.int64)).to(device))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec: InputSpec, config: dict[str, Any],
                      device: torch.device, seed: int, track: Callable = lambda it, *a, **k: it,
                      epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None,
                      checkpoint: TrainingCheckpoint | None = None,
-                     evaluate: Callable[[], dict[str, float]] | None = None) -> list[dict[str, Any]]:
+                     evaluate: Callable[[], dict[str, float]] | None = None, label: str = "epoch",
+                     clock: Callable[[], float] = time.perf_counter) -> list[dict[str, Any]]:
     """Train ``model`` on ``train`` with cross-entropy; returns the per-epoch metrics.
+
+    The one supervised engine: ``--method <classifier>`` and every method's classifier step train
+    through it. The training set sits on the device; each epoch's order and augmentation parameters are
+    drawn at once on the host from the seeded generator and copied to the device once, so the steady
+    state makes no host copy and no host-device synchronisation (losses and accuracies are summed on the
+    device and read once per epoch).
 
     With a ``checkpoint`` the state after each epoch is saved, and a saved state is continued from. With
     ``evaluate`` (test accuracy per split) and ``config["eval_every"]`` > 0, the epochs it names also
-    record ``test_accuracy``; ``train_seconds`` (every epoch) is the training clock, evaluation excluded.
+    record ``test_accuracy``, scored with the training clock stopped (``train_seconds`` excludes it). With
+    ``config["ema"]`` > 0 a moving average of the weights is kept, evaluated, and left in ``model`` at the
+    end. With ``config["time_budget"]`` (seconds) ``epochs`` is replaced by the number of epochs that fits,
+    from the step rate measured after warm-up, and training stops when the budget is spent; the last
+    epoch's entry then carries the plan under ``time_budget`` (see :func:`plan_epochs`).
     """
-    epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
+    batch_size = int(config["batch_size"])
     cuda = device.type == "cuda"
     # channels_last is faster for convolutions on CUDA and on CPUs alike (+8% here for ResNet-18 on AVX2).
     model.to(device, memory_format=torch.channels_last)
-    images = torch.from_numpy(train.images).to(device)
-    labels = torch.from_numpy(train.labels.astype(np.int64)).to(device)
-    n = len(train)
+    data = train if isinstance(train, TrainingSet) else TrainingSet.of(train, device)
+    n = len(data)
     # Full batches only: a batch of one breaks batch norm, and equal steps keep epochs comparable.
     steps = max(1, n // batch_size) if n >= batch_size else 1
     batch_size = min(batch_size, n)
@@ -90,54 +130,180 @@ def train_classifier(model: nn.Module, train: Dataset, input_spec: InputSpec, co
     optimizer = make_optimizer(model, config, fused=cuda or None)
     # The compiled module shares the model's parameters: the checkpoint and the saved model stay the plain model's.
     forward = torch.compile(trained) if config.get("compile") else trained
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
-                                                   total_steps=epochs * steps, pct_start=0.2)
+    budget = parse_duration(config.get("time_budget"), "time_budget")
+    epochs = int(config["epochs"])
+    schedule = one_cycle(optimizer, config, epochs * steps)
     generator = torch.Generator().manual_seed(seed)
     guard = DivergenceGuard(config.get("grad_norm_limit"))
+    ema = WeightAverage(model, float(config["ema"])) if config.get("ema") else None
     checkpoint = checkpoint or TrainingCheckpoint()
     state = {"model": model, "optimizer": optimizer, "schedule": schedule, "generator": generator}
+    if ema is not None:
+        state["ema"] = ema.module
     start = checkpoint.restore(state)
     history = start.extra.get("history", [])
+    plan = dict(start.extra.get("plan") or {})
+    if plan:
+        epochs = plan["epochs"]
     train_seconds = sum(entry["seconds"] for entry in history)
     eval_every = int(config.get("eval_every") or 0)
-    for epoch in range(start.epoch + 1, epochs + 1):
+    size = tuple(input_spec(data.images[:1]).shape[-2:])
+    label_smoothing = float(config["label_smoothing"])
+    calibrating = budget is not None and not plan
+    window = calibration_window(steps)
+    epoch = start.epoch
+    while epoch < epochs:
+        epoch += 1
         model.train()
-        started = time.perf_counter()
-        order = torch.randperm(n, generator=generator)
+        started = clock()
+        # One host-to-device copy per epoch: the order and every augmentation and mixing parameter.
+        order = torch.randperm(n, generator=generator)[:steps * batch_size].view(steps, batch_size).to(device)
+        augmentation = {k: v.to(device).view(steps, batch_size, *v.shape[1:]) for k, v in
+                        draw_augmentation(steps * batch_size, size, generator, config).items()}
+        mixing = {k: v.to(device) for k, v in draw_mixing(steps, batch_size, size, generator, config).items()}
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
-        for step in track(range(steps), f"epoch {epoch}/{epochs}", total=steps):
-            index = order[step * batch_size:(step + 1) * batch_size].to(device)
+        done = 0
+        for step in track(range(steps), f"{label} {epoch}/{epochs}", total=steps):
+            if calibrating and step == window[0]:
+                calibration_started = _synchronized_clock(device, clock)
+            index = order[step]
             # The whole batch is augmented on every rank, so the generator draws the same numbers everywhere
             # and a rank's shard is exactly that part of the batch a single process would train on.
-            x = augment_batch(input_spec(images[index]), generator, config)
+            x = apply_augmentation(input_spec(data.images[index]), {k: v[step] for k, v in augmentation.items()},
+                                   config)
+            y = data.labels[index]
+            extras = tuple(extra[index] for extra in data.extras)
+            if mixing:
+                row = {k: v[step] for k, v in mixing.items()}
+                x, extras = mix(x, extras, row)
+                y_partner, weight = y[row["partner"]][shard], row["weight"]
             x = x[shard].contiguous(memory_format=torch.channels_last)
-            y = labels[index][shard]
+            y = y[shard]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = forward(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=float(config["label_smoothing"]))
+                logits = forward(x, *(extra[shard] for extra in extras))
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            if mixing:
+                partner_loss = F.cross_entropy(logits.float(), y_partner, label_smoothing=label_smoothing)
+                loss = weight * loss + (1 - weight) * partner_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             guard.loss(step, classifier=loss)
             guard.gradients(step, classifier=model)
             optimizer.step()
             schedule.step()
+            if ema is not None:
+                ema.update(model)
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
-        seen = steps * batch_size
+            done += 1
+            if calibrating and step + 1 == window[1]:
+                # The step rate after warm-up sizes the schedule: the whole epochs that fit the budget.
+                rate = (window[1] - window[0]) / (_synchronized_clock(device, clock) - calibration_started)
+                plan = plan_epochs(budget, steps, rate)
+                epochs, calibrating = plan["epochs"], False
+                state["schedule"] = schedule = one_cycle(optimizer, config, epochs * steps, already=step + 1)
+            if budget is not None and train_seconds + clock() - started > budget:
+                plan["stopped_on_time"] = True  # the budget ran out before the planned schedule did
+                break
+        seen = done * batch_size
         distributed.sum_(loss_sum)  # over all ranks' shards (no-ops in a single process)
         distributed.sum_(correct)
         metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,  # .item() syncs CUDA
-                   "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
+                   "lr": schedule.get_last_lr()[0], "seconds": clock() - started}
         train_seconds += metrics["seconds"]
         metrics["train_seconds"] = train_seconds
         guard.check(epoch)  # before saving: a checkpoint only ever holds a good state
-        if evaluate is not None and eval_every and (epoch % eval_every == 0 or epoch == epochs):
-            metrics["test_accuracy"] = evaluate()  # after the clock stopped: not training time
+        stop = plan.get("stopped_on_time", False)
+        if evaluate is not None and eval_every and (epoch % eval_every == 0 or epoch == epochs or stop):
+            with ema.weights_in(model) if ema is not None else contextlib.nullcontext():
+                metrics["test_accuracy"] = evaluate()  # after the clock stopped: not training time
         history.append({"epoch": epoch, **metrics})
-        checkpoint.save(epoch, state, history=history)
+        checkpoint.save(epoch, state, history=history, plan=plan)
         epoch_end(epoch, metrics)
+        if stop:
+            break
+    if ema is not None:
+        ema.copy_to(model)
+    if plan:
+        history[-1]["time_budget"] = plan
     return history
+
+
+def calibration_window(steps_per_epoch: int) -> tuple[int, int]:
+    """The steps of the first epoch whose rate sizes a time-budgeted schedule: steps 5-25 (after warm-up),
+    or as much of a shorter epoch as there is."""
+    end = min(25, steps_per_epoch)
+    return min(5, end // 4), end
+
+
+def plan_epochs(budget: float, steps_per_epoch: int, steps_per_second: float) -> dict[str, Any]:
+    """The whole number of epochs (at least 1) whose steps fit in ``budget`` seconds of training at the
+    measured rate; 3% is kept back for the per-epoch work (drawing augmentations, the divergence check)."""
+    fitting = budget * 0.97 * steps_per_second / steps_per_epoch
+    return {"budget_seconds": budget, "steps_per_second": steps_per_second, "epochs": max(1, int(fitting))}
+
+
+def parse_duration(value: Any, name: str) -> float | None:
+    """Seconds from a number (seconds) or a text such as ``90s``, ``30m``, ``1.5h``, ``1h30m``; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text)
+        if not text or parts is None:
+            raise ConfigError(f"{name} must be seconds or a duration such as 90s, 30m, 1.5h or 1h30m, got {value!r}")
+        hours, minutes, secs = (float(group) if group else 0.0 for group in parts.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"{name} must be a positive duration, got {value!r}")
+    return seconds
+
+
+def _synchronized_clock(device: torch.device, clock: Callable[[], float]) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # twice per run, to time the calibration steps truly
+    return clock()
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, config: dict[str, Any], total_steps: int,
+              already: int = 0) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The one-cycle schedule (20% warm-up) over ``total_steps``, advanced past the ``already`` steps done."""
+    for group in optimizer.param_groups:
+        group.pop("initial_lr", None)  # a fresh schedule on an optimizer that had one
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
+                                                   total_steps=max(total_steps, already + 1), pct_start=0.2)
+    for _ in range(already):
+        schedule.step()
+    return schedule
+
+
+class WeightAverage(ModelEmaV3):
+    """An exponential moving average of the weights (timm's ModelEmaV3 with warm-up: the decay grows
+    from 0 towards ``decay`` as 1 - (1 + t)^(-2/3), so short runs are not dominated by the initial weights)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        super().__init__(model, decay=decay, use_warmup=True)
+        self.updates = 0
+
+    def update(self, model: nn.Module) -> None:  # type: ignore[override]
+        self.updates += 1
+        super().update(model, step=self.updates)
+
+    def copy_to(self, model: nn.Module) -> None:
+        model.load_state_dict(self.module.state_dict())
+
+    @contextlib.contextmanager
+    def weights_in(self, model: nn.Module):
+        """Put the averaged weights in ``model`` for the block (an evaluation), and the trained ones back."""
+        trained = {k: v.clone() for k, v in model.state_dict().items()}
+        self.copy_to(model)
+        try:
+            yield
+        finally:
+            model.load_state_dict(trained)
 
 
 def make_optimizer(model: nn.Module, config: dict[str, Any], fused: bool | None = None) -> torch.optim.Optimizer:
@@ -151,20 +317,44 @@ def make_optimizer(model: nn.Module, config: dict[str, Any], fused: bool | None 
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, images: np.ndarray, input_spec: InputSpec, device: torch.device,
-                  batch_size: int = 256) -> np.ndarray:
-    """Class probabilities ``(N, num_classes)`` for uint8 images."""
+                  batch_size: int = 256, tta: str = "none", extras: tuple[torch.Tensor, ...] = ()) -> np.ndarray:
+    """Class probabilities ``(N, num_classes)`` for uint8 images: the mean over the ``tta`` views' softmax.
+
+    ``extras``: further per-image inputs of the model's ``forward``, indexed like ``images``.
+    """
+    if tta not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
     model.to(device, memory_format=torch.channels_last).eval()
     cuda = device.type == "cuda"
-    outputs = []
+    outputs = [torch.zeros(0, int(getattr(model, "num_classes", 0)))]
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
-        x = input_spec(batch).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(x)
-        outputs.append(logits.float().softmax(1).cpu())
-    if not outputs:
-        return np.zeros((0, getattr(model, "num_classes", 0)), dtype=np.float32)
+        x = input_spec(batch)
+        inputs = tuple(extra[start:start + batch_size].to(device) for extra in extras)
+        probabilities = 0
+        views = tta_views(x, tta)
+        for view in views:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = model(view.contiguous(memory_format=torch.channels_last), *inputs)
+            probabilities = probabilities + logits.float().softmax(1)
+        outputs.append((probabilities / len(views)).cpu())
     return torch.cat(outputs).numpy()
+
+
+def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    """The test-time views of a normalised batch: itself; with its mirror (flip); and each of the two
+    shifted by 2 pixels up, down, left and right (flip-shift: 10 views, borders replicated)."""
+    views = [x]
+    if tta in ("flip", "flip-shift"):
+        views.append(x.flip(3))
+    if tta == "flip-shift":
+        size = x.shape[-1]
+        shift = max(1, round(size / 24))  # 2 pixels at 48
+        padded = [F.pad(v, (shift,) * 4, mode="replicate") for v in views[:2]]
+        for p in padded:
+            for dy, dx in ((0, shift), (2 * shift, shift), (shift, 0), (shift, 2 * shift)):
+                views.append(p[..., dy:dy + x.shape[-2], dx:dx + size])
+    return views
 
 
 class SupervisedMethod(Method):
@@ -210,6 +400,7 @@ class SupervisedMethod(Method):
     def fit(self, train: Dataset, ctx: RunContext) -> None:
         self.device = ctx.device
         self.eval_batch_size = int(ctx.config["eval_batch_size"])
+        self.tta = ctx.config["tta"]
         self.model = self._build(train, ctx)
         self.input_spec = InputSpec.fit(train.images, self.in_chans, self.image_size)
         evaluate = (lambda: ctx.evaluate(self)) if ctx.evaluate else None
@@ -217,18 +408,20 @@ class SupervisedMethod(Method):
                                         ctx.track, ctx.epoch_end, ctx.checkpoint, evaluate)
 
     def predict(self, data: Dataset) -> np.ndarray:
-        return predict_proba(self.model, data.images, self.input_spec, self.device, self.eval_batch_size)
+        return predict_proba(self.model, data.images, self.input_spec, self.device, self.eval_batch_size, self.tta)
 
     def report(self, test: Dataset, ctx: RunContext) -> dict[str, Any]:
         extra: dict[str, Any] = {"history": self.history}
         if getattr(self, "weights_report", None):
             extra["weights"] = self.weights_report
+        if "time_budget" in self.history[-1]:
+            extra["time_budget"] = self.history[-1]["time_budget"]
         return extra
 
     def save(self, directory: Path, trained_by: dict[str, Any] | None = None) -> None:
         save_model(directory, self.model.cpu(), kind="classifier", component=self.component,
                    build=self.build_args, classes=self.classes, input_spec=self.input_spec,
-                   trained_by=trained_by or {})
+                   trained_by={**(trained_by or {}), "tta": self.tta})
         self.model.to(self.device)
 
 
@@ -246,6 +439,18 @@ def check_config(config: dict[str, Any]) -> None:
     if "eval_every" in config and (not isinstance(config["eval_every"], int) or isinstance(config["eval_every"], bool)
                                    or config["eval_every"] < 0):
         raise ConfigError(f"eval_every must be a non-negative integer (epochs; 0 = off), got {config['eval_every']!r}")
+    for key in ("mixup", "cutmix", "ema"):
+        if key in config and (not _is_number(config[key]) or config[key] < 0):
+            raise ConfigError(f"{key} must be a finite non-negative number (0 = off), got {config[key]!r}")
+    if "ema" in config and config["ema"] >= 1:
+        raise ConfigError(f"ema must be a decay below 1 (e.g. 0.999; 0 = off), got {config['ema']!r}")
+    if "tta" in config and config["tta"] not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {config['tta']!r}")
+    if config.get("time_budget") is not None:
+        parse_duration(config["time_budget"], "time_budget")
+        if distributed.world_size() > 1:
+            raise ConfigError("time_budget is for a single process: under torchrun every rank would measure its "
+                              "own step rate and plan its own schedule; give --epochs instead")
     if config.get("optimizer", "adamw") not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config['optimizer']!r}")
     if not isinstance(config.get("compile", False), bool):

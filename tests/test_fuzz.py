@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ferbench.data import Dataset
-from ferbench.errors import ConfigError, DatasetError, FerbenchError
+from ferbench.errors import DatasetError, FerbenchError
 from ferbench.plugins import PluginManager
 from ferbench.registry import Registry, Zoo
 from ferbench_datasets import npz

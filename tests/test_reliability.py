@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import random
 import signal
 import struct
@@ -36,7 +35,7 @@ from ferbench.files import write_json
 from ferbench.leaderboard import build_leaderboard, write_leaderboard
 from ferbench.plugins import PluginManager
 from ferbench.registry import Registry, Zoo
-from ferbench.results import RESULT_SCHEMA, claim_run_dir, load_results, validate_result
+from ferbench.results import claim_run_dir, load_results, validate_result
 from ferbench.runner import RunRequest, run
 from ferbench.training import SUPERVISED_DEFAULTS, seed_everything, train_classifier
 from conftest import EXAMPLE_PLUGIN, ROOT

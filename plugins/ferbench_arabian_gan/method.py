@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ferbench.checkpoint import load_model, read_model_record, save_model
+from ferbench.checkpoint import load_model, save_model
 from ferbench.data import Dataset, InputSpec, to_channels
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.interfaces import Method, RunContext

@@ -17,19 +17,15 @@ replaced by global pooling and linear layers so 48-96 pixel faces do not pass th
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import numpy as np
 import timm
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ferbench.augment import augment_batch
 from ferbench.data import InputSpec
-from ferbench.divergence import DivergenceGuard
-from ferbench.training import make_optimizer
+from ferbench.training import TrainingSet, predict_proba, train_classifier
 
 
 class LatentVGG19(nn.Module):
@@ -73,67 +69,18 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
                             input_spec: InputSpec, config: dict[str, Any], device: torch.device, seed: int,
                             track: Callable = lambda it, *a, **k: it,
                             epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None) -> list[dict]:
-    """Cross-entropy training on (uint8 image, w) pairs: the loop of ``ferbench.training.train_classifier``
-    with the latent as a second input. Augmentation moves the image only; w stays the image's code. The
-    latent branch's standardisation is fitted to ``w`` first."""
-    epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
-    cuda = device.type == "cuda"
-    model.to(device, memory_format=torch.channels_last)
-    images_on_device = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    """Cross-entropy training on (uint8 image, w) pairs through the core's engine
+    (:func:`ferbench.training.train_classifier`), with the latent as the model's second input. Augmentation
+    moves the image only; w stays the image's code (MixUp/CutMix, if turned on, mix w with the label
+    weight). The latent branch's standardisation is fitted to ``w`` first."""
     latents = w.to(device).float()
-    model.fit_latent_scale(latents)
-    targets = torch.from_numpy(labels.astype(np.int64)).to(device)
-    n = len(images)
-    steps = max(1, n // batch_size) if n >= batch_size else 1
-    batch_size = min(batch_size, n)
-    optimizer = make_optimizer(model, config, fused=cuda or None)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
-                                                   total_steps=epochs * steps, pct_start=0.2)
-    generator = torch.Generator().manual_seed(seed)
-    history = []
-    guard = DivergenceGuard(config.get("grad_norm_limit"))  # NaN/Inf: a failed result naming the step
-    for epoch in range(1, epochs + 1):
-        model.train()
-        started = time.perf_counter()
-        order = torch.randperm(n, generator=generator)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
-        for step in track(range(steps), f"classifier epoch {epoch}/{epochs}", total=steps):
-            index = order[step * batch_size:(step + 1) * batch_size].to(device)
-            x = input_spec(images_on_device[index])
-            x = augment_batch(x, generator, config)
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = targets[index]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(x, latents[index])
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=float(config["label_smoothing"]))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            guard.loss(step, classifier=loss)
-            guard.gradients(step, classifier=model)
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-        seen = steps * batch_size
-        metrics = {"loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
-                   "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started}
-        guard.check(epoch)
-        history.append({"epoch": epoch, **metrics})
-        epoch_end(epoch, metrics)
-    return history
+    model.fit_latent_scale(latents.cpu())
+    data = TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(device),
+                       torch.from_numpy(labels.astype(np.int64)).to(device), extras=(latents,))
+    return train_classifier(model, data, input_spec, config, device, seed, track, epoch_end,
+                            label="classifier epoch")
 
 
-@torch.no_grad()
 def predict_latent_proba(model: LatentVGG19, images: np.ndarray, w: torch.Tensor, input_spec: InputSpec,
                          device: torch.device, batch_size: int = 256) -> np.ndarray:
-    model.to(device, memory_format=torch.channels_last).eval()
-    cuda = device.type == "cuda"
-    outputs = [torch.zeros(0, model.num_classes)]
-    for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
-        x = input_spec(batch).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(x, w[start:start + batch_size].to(device).float())
-        outputs.append(logits.float().softmax(1).cpu())
-    return torch.cat(outputs).numpy()
+    return predict_proba(model, images, input_spec, device, batch_size, extras=(w.float(),))
