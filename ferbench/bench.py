@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -47,8 +50,11 @@ class Mode:
 
 MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("eager-fp32", "fp32, NCHW, no compilation: the baseline a user writes first"),
-    Mode("fp32-cl", "fp32, channels_last", channels_last=True),
-    Mode("bf16-cl", "bf16 autocast, channels_last", channels_last=True, dtype=torch.bfloat16),
+    # The training engine's own device policy (ferbench.training): fp32 + channels_last on a CPU, bf16 autocast
+    # + channels_last on CUDA; so these two modes also time the "harness" phase, the engine itself.
+    Mode("fp32-cl", "fp32, channels_last", channels_last=True, phases=("inference", "training", "harness")),
+    Mode("bf16-cl", "bf16 autocast, channels_last", channels_last=True, dtype=torch.bfloat16,
+         phases=("inference", "training", "harness")),
     Mode("bf16-cl-compile", "bf16 autocast, channels_last, torch.compile", channels_last=True,
          dtype=torch.bfloat16, compile="default"),
     Mode("bf16-cl-cudagraphs", "bf16 autocast, channels_last, torch.compile with CUDA graphs", channels_last=True,
@@ -82,6 +88,7 @@ class BenchRow:
     speedup_vs_eager: float | None = None
     error: str | None = None
     faces_found: int | None = None  # phase "pipeline": faces the detector found in the photos
+    fraction_of_bare: float | None = None  # phase "harness": its img/s over the bare training step's, same mode
 
 
 @dataclass
@@ -97,6 +104,7 @@ class BenchConfig:
     warmup: int = 3
     reps: int = 10
     peak_tflops: float | None = None
+    busy_cores: int = 0  # processes that each keep one core busy while measuring (a shared machine)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,8 +120,15 @@ def check_config(config: BenchConfig) -> None:
     if config.warmup < 0 or config.reps < 1:
         raise ConfigError(f"--warmup must be >= 0 and --reps >= 1, got {config.warmup} and {config.reps}")
     for phase in config.phases:
-        if phase not in ("inference", "training"):
-            raise ConfigError(f"--phase must be inference, training or both, got {phase!r}")
+        if phase not in PHASES:
+            raise ConfigError(f"--phase must be one of {', '.join(PHASES)}, both or all, got {phase!r}")
+    if config.busy_cores < 0:
+        raise ConfigError(f"--busy-cores must be 0 or more, got {config.busy_cores}")
+
+
+PHASES = ("inference", "training", "harness")
+"""inference: a forward pass; training: a bare forward/backward/AdamW step; harness: a step of
+:func:`ferbench.training.train_classifier` (augmentation, label smoothing, divergence guard, schedule)."""
 
 
 def forward_flops(model: nn.Module, example: torch.Tensor) -> float | None:
@@ -196,6 +211,37 @@ def _prepare(model: nn.Module, mode: Mode, device: torch.device, example: torch.
     return train_step
 
 
+def harness_step_seconds(model: nn.Module, example: torch.Tensor, config: BenchConfig) -> float:
+    """Seconds per step of the training engine itself on ``example``-shaped random faces: two epochs of
+    ``max(reps, 20)`` steps with the supervised defaults (augmentation on); the second epoch is timed, so
+    warm-up is excluded and the per-epoch work (drawing augmentations, the divergence check) included."""
+    from ferbench.data import InputSpec
+    from ferbench.training import SUPERVISED_DEFAULTS, TrainingSet, train_classifier
+
+    batch, in_chans, size = example.shape[0], example.shape[1], example.shape[-1]
+    steps = max(config.reps, 20)
+    generator = np.random.default_rng(0)
+    shape = (batch * steps, size, size) if in_chans == 1 else (batch * steps, size, size, 3)
+    images = generator.integers(0, 256, shape, dtype=np.uint8)
+    labels = generator.integers(0, config.num_classes, batch * steps)
+    data = TrainingSet(torch.from_numpy(images).to(config.device), torch.from_numpy(labels).to(config.device))
+    run_config = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": batch}
+    history = train_classifier(model, data, InputSpec.fit(images, in_chans, size), run_config, config.device, 0)
+    return history[-1]["seconds"] / steps
+
+
+@contextlib.contextmanager
+def busy_cores(count: int):
+    """``count`` processes that each spin on one core for the block: the shared machine of a real user."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield spinners
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def _onnxruntime_step(model: nn.Module, example: torch.Tensor):
     try:
         import onnxruntime
@@ -237,8 +283,12 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
         try:
             if config.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(config.device)
-            step = _prepare(model, mode, config.device, example, training=phase == "training")
-            seconds = _median_seconds(step, config.device, config.warmup, config.reps)
+            if phase == "harness":
+                seconds = harness_step_seconds(model, example, config)
+            else:
+                step = _prepare(model, mode, config.device, example, training=phase == "training")
+                seconds = _median_seconds(step, config.device, config.warmup, config.reps)
+                del step
         except Exception as error:  # a mode that does not apply to this model is a finding, not a crash
             row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
             rows.append(row)
@@ -246,13 +296,18 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
         row.median_ms = seconds * 1e3
         row.images_per_s = batch / seconds
         if row.forward_gflops_per_image is not None:
-            flops = row.forward_gflops_per_image * (3 if phase == "training" else 1)
+            flops = row.forward_gflops_per_image * (1 if phase == "inference" else 3)
             row.achieved_tflops = flops * row.images_per_s / 1e3
             row.fraction_of_peak = row.achieved_tflops / peak if peak else None
         if config.device.type == "cuda":
             row.peak_memory_mb = torch.cuda.max_memory_allocated(config.device) / 2**20
         rows.append(row)
-        del model, step
+        del model
+    bare = {(r.mode, r.batch_size, r.image_size): r.images_per_s for r in rows
+            if r.phase == "training" and r.images_per_s}
+    for r in rows:
+        if r.phase == "harness" and r.images_per_s and bare.get((r.mode, r.batch_size, r.image_size)):
+            r.fraction_of_bare = r.images_per_s / bare[(r.mode, r.batch_size, r.image_size)]
     baseline = {(r.phase, r.batch_size, r.image_size): r.images_per_s for r in rows
                 if r.mode == "eager-fp32" and r.images_per_s}
     for r in rows:
@@ -312,7 +367,8 @@ def write_bench(out_dir: str | Path, config: BenchConfig, rows: list[BenchRow], 
         "git": git_info(), "command": command,
         "config": {"models": config.models, "modes": config.modes, "batch_sizes": config.batch_sizes,
                    "image_sizes": config.image_sizes, "in_chans": config.in_chans, "num_classes": config.num_classes,
-                   "phases": list(config.phases), "warmup": config.warmup, "reps": config.reps, **config.extra},
+                   "phases": list(config.phases), "warmup": config.warmup, "reps": config.reps,
+                   "busy_cores": config.busy_cores, **config.extra},
         "peak_tflops": peak, "peak_source": peak_source, "rows": [asdict(r) for r in rows],
     }
     stamp = record["created"].replace(":", "").replace("-", "")[:15]

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ferbench import precision
 from ferbench.errors import ConfigError, FerbenchError, RunInterrupted
 from ferbench.plugins import PluginManager
 from ferbench.registry import REGISTRY_ENV, Zoo
@@ -36,6 +37,8 @@ RegistryOption = Annotated[Optional[Path], typer.Option(
     "--registry", envvar=REGISTRY_ENV, help="Registry file (default: the registry.yaml of the ferbench checkout).")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder results are written into.")]
+PrecisionOption = Annotated[Optional[str], typer.Option(
+    "--precision", help="auto (bf16 autocast where the device computes bf16 natively, else fp32), fp32 or bf16.")]
 # Read from the command line by ferbench.threads before torch loads (see there); declared here for --help.
 ThreadsOption = Annotated[Optional[int], typer.Option(
     "--threads", envvar=threads.THREADS_ENV, min=1,
@@ -102,9 +105,11 @@ def run(
     save_model: Annotated[bool, typer.Option(help="Save the trained model beside the results.")] = True,
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
+    precision_: PrecisionOption = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from its folder (results/<run_id>); other options default to the run's own and must agree with them.")] = None,
 ) -> None:
     """Train and evaluate a method on a dataset under a protocol; write one result JSON per fold and split."""
+    precision.choose(precision_)
     from ferbench.runner import RunRequest, resume_request, run as run_experiment
 
     if resume is not None and registry is None:
@@ -189,8 +194,10 @@ def eval_(
     out: OutOption = Path("results"),
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
+    precision_: PrecisionOption = None,
 ) -> None:
     """Score a saved model (or an ensemble of them) on any dataset, over the classes they share."""
+    precision.choose(precision_)
     from ferbench.runner import evaluate
 
     if batch_size < 1:
@@ -214,8 +221,10 @@ def predict(
     device: DeviceOption = "auto",
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
+    precision_: PrecisionOption = None,
 ) -> None:
     """Find the faces in photos and classify their expression: one row per face (file, box, class, probabilities)."""
+    precision.choose(precision_)
     from ferbench.predict import predict as predict_faces, write_predictions
     from ferbench.runner import resolve_device
 
@@ -265,7 +274,8 @@ def bench(
     image_size: Annotated[Optional[list[int]], typer.Option(help="Input size; repeatable (default 48).")] = None,
     in_chans: Annotated[int, typer.Option(help="Input channels.")] = 1,
     num_classes: Annotated[int, typer.Option(help="Classes of a classifier.")] = 7,
-    phase: Annotated[str, typer.Option(help="inference, training or both.")] = "both",
+    phase: Annotated[str, typer.Option(help="inference, training (a bare step), harness (a step of the training engine), both (inference and training) or all.")] = "both",
+    busy_cores: Annotated[int, typer.Option(help="Keep this many cores busy with spinning processes while measuring (a shared machine).")] = 0,
     warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 3,
     reps: Annotated[int, typer.Option(help="Timed steps; the median is reported.")] = 10,
     peak_tflops: Annotated[Optional[float], typer.Option(help="Peak TFLOP/s to compare with (default: a matmul measured here).")] = None,
@@ -276,8 +286,10 @@ def bench(
     out: Annotated[Path, typer.Option("--out", help="Folder for the JSON record.")] = Path("results/bench"),
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
+    precision_: PrecisionOption = None,
 ) -> None:
     """Measure inference and training throughput in several execution modes, side by side."""
+    precision.choose(precision_)
     from ferbench import bench as benchmarks
     from ferbench.runner import Tracker, resolve_device
 
@@ -286,7 +298,8 @@ def bench(
         models=model, device=torch_device, modes=mode or benchmarks.DEFAULT_MODES[torch_device.type],
         batch_sizes=batch_size or benchmarks.DEFAULT_BATCH_SIZES[torch_device.type], image_sizes=image_size or [48],
         in_chans=in_chans, num_classes=num_classes,
-        phases=("inference", "training") if phase == "both" else (phase,), warmup=warmup, reps=reps)
+        phases={"both": ("inference", "training"), "all": benchmarks.PHASES}.get(phase, (phase,)), warmup=warmup,
+        reps=reps, busy_cores=busy_cores)
     benchmarks.check_config(config)
     if pipeline_size is not None:
         if pipeline_size < 8 or pipeline_images < 1:
@@ -301,7 +314,7 @@ def bench(
     peak, source = (peak_tflops, "given") if peak_tflops else (benchmarks.measure_matmul_peak(torch_device), "measured matmul")
     tracker = Tracker(console)
     rows = []
-    with tracker.progress:
+    with tracker.progress, benchmarks.busy_cores(busy_cores):
         for name, build in builders.items():
             rows += benchmarks.bench_module(name, build, config, peak, tracker)
             if pipeline_size is not None:
@@ -310,11 +323,11 @@ def bench(
                                                                   pipeline_size, config))
     path = benchmarks.write_bench(out, config, rows, peak, source, sys.argv)
     table = _table(f"Throughput on {torch_device} (peak {peak:.2f} TFLOP/s, {source})", "model", "mode", "phase",
-                   "batch", "size", "img/s", "x eager", "ms/step", "GFLOP/img", "TFLOP/s", "% peak", "MiB", "note / error")
+                   "batch", "size", "img/s", "x eager", "x bare", "ms/step", "GFLOP/img", "TFLOP/s", "% peak", "MiB", "note / error")
     # phase "pipeline": img/s are photos through `ferbench predict`; ms/step is one whole call
     for r in rows:
         table.add_row(r.model, r.mode, r.phase, str(r.batch_size), str(r.image_size), _num(r.images_per_s, ",.0f"),
-                      _num(r.speedup_vs_eager, ".2f"), _num(r.median_ms, ".2f"), _num(r.forward_gflops_per_image, ".3f"),
+                      _num(r.speedup_vs_eager, ".2f"), _num(r.fraction_of_bare, ".2f"), _num(r.median_ms, ".2f"), _num(r.forward_gflops_per_image, ".3f"),
                       _num(r.achieved_tflops, ".3f"), _num(r.fraction_of_peak and 100 * r.fraction_of_peak, ".1f"),
                       _num(r.peak_memory_mb, ",.0f"),
                       r.error or (f"{r.faces_found} faces found" if r.faces_found is not None else ""))

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import torch
 
 import ferbench
-from ferbench import threads
+from ferbench import precision, threads
 from ferbench.files import write_json
 
 RESULT_SCHEMA = "ferbench.result/1"
@@ -111,6 +111,7 @@ def git_info() -> dict[str, Any]:
 def device_info(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {"type": device.type, "cpu": _cpu_name(), "threads": threads.describe()}
     info["cpu_threads"] = info["threads"]["torch_threads"]
+    info["precision"] = precision.describe(device)
     if device.type == "cuda":
         info["name"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda

@@ -1,8 +1,9 @@
 """Supervised training of any registered classifier: the method behind ``--method timm:resnet18``.
 
 One obvious loop in the style of nanoGPT/airbench: the whole training set sits on the device as uint8,
-each batch is converted, normalised and augmented there, AdamW with a one-cycle schedule, bf16 autocast
-and channels_last on CUDA. Other methods reuse :func:`train_classifier` and :func:`predict_proba` (the
+each batch is converted, normalised and augmented there, AdamW with a one-cycle schedule, channels_last,
+and bf16 autocast where the device computes bf16 natively (``ferbench.precision``: CUDA, and CPUs with
+AVX512-BF16/AMX). Other methods reuse :func:`train_classifier` and :func:`predict_proba` (the
 Arabian GAN's Cnet, the latent-VGG19 classifier).
 """
 
@@ -24,7 +25,7 @@ from torch import nn
 from timm.utils.model_ema import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
-from ferbench import distributed
+from ferbench import distributed, precision
 from ferbench.augment import apply_augmentation, draw_augmentation, draw_mixing, mix
 from ferbench.checkpoint import TrainingCheckpoint, load_weights, save_model
 from ferbench.data import Dataset, InputSpec
@@ -127,7 +128,7 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
         raise ConfigError(f"batch_size {batch_size} must be divisible by the {world} distributed processes")
     shard = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
     trained = DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if world > 1 else model
-    optimizer = make_optimizer(model, config, fused=cuda or None)
+    optimizer = make_optimizer(model, config)
     # The compiled module shares the model's parameters: the checkpoint and the saved model stay the plain model's.
     forward = torch.compile(trained) if config.get("compile") else trained
     budget = parse_duration(config.get("time_budget"), "time_budget")
@@ -180,12 +181,12 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
                 y_partner, weight = y[row["partner"]][shard], row["weight"]
             x = x[shard].contiguous(memory_format=torch.channels_last)
             y = y[shard]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with precision.autocast(device):
                 logits = forward(x, *(extra[shard] for extra in extras))
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
             if mixing:
-                partner_loss = F.cross_entropy(logits.float(), y_partner, label_smoothing=label_smoothing)
-                loss = weight * loss + (1 - weight) * partner_loss
+                loss = mixed_cross_entropy(logits.float(), y, y_partner, weight, label_smoothing)
+            else:
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             guard.loss(step, classifier=loss)
@@ -228,6 +229,13 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
     if plan:
         history[-1]["time_budget"] = plan
     return history
+
+
+def mixed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, partner_labels: torch.Tensor,
+                        weight: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy against a MixUp/CutMix target: ``weight`` of the image's own label, the rest its partner's."""
+    own = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    return weight * own + (1 - weight) * F.cross_entropy(logits, partner_labels, label_smoothing=label_smoothing)
 
 
 def calibration_window(steps_per_epoch: int) -> tuple[int, int]:
@@ -306,8 +314,11 @@ class WeightAverage(ModelEmaV3):
             model.load_state_dict(trained)
 
 
-def make_optimizer(model: nn.Module, config: dict[str, Any], fused: bool | None = None) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay) or SGD with Nesterov momentum 0.9 (L2 weight decay), by ``config["optimizer"]``."""
+def make_optimizer(model: nn.Module, config: dict[str, Any], fused: bool = True) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay) or SGD with Nesterov momentum 0.9 (L2 weight decay), by ``config["optimizer"]``.
+
+    Fused kernels on every device: on a CPU they are 5% faster here than the foreach default for fer-resnet-s,
+    and unlike it they never read the step count back to the host (a GPU sync per step when not fused)."""
     lr, weight_decay = float(config["lr"]), float(config["weight_decay"])
     if config.get("optimizer", "adamw") == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay,
@@ -325,8 +336,7 @@ def predict_proba(model: nn.Module, images: np.ndarray, input_spec: InputSpec, d
     if tta not in TTA_MODES:
         raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
     model.to(device, memory_format=torch.channels_last).eval()
-    cuda = device.type == "cuda"
-    outputs = [torch.zeros(0, int(getattr(model, "num_classes", 0)))]
+    outputs = []
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
         x = input_spec(batch)
@@ -334,10 +344,12 @@ def predict_proba(model: nn.Module, images: np.ndarray, input_spec: InputSpec, d
         probabilities = 0
         views = tta_views(x, tta)
         for view in views:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with precision.autocast(device):
                 logits = model(view.contiguous(memory_format=torch.channels_last), *inputs)
             probabilities = probabilities + logits.float().softmax(1)
         outputs.append((probabilities / len(views)).cpu())
+    if not outputs:
+        return np.zeros((0, int(getattr(model, "num_classes", 0))), dtype=np.float32)
     return torch.cat(outputs).numpy()
 
 
@@ -387,8 +399,7 @@ class SupervisedMethod(Method):
                               f"{distributed.world_size()} distributed processes (each trains on an equal shard)")
         try:
             model = self._build(train, ctx).to(ctx.device).train()
-            with torch.no_grad(), torch.autocast(ctx.device.type, dtype=torch.bfloat16,
-                                                 enabled=ctx.device.type == "cuda"):
+            with torch.no_grad(), precision.autocast(ctx.device):
                 model(torch.zeros(2, self.in_chans, size, size, device=ctx.device))
         except FerbenchError:
             raise

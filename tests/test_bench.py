@@ -150,3 +150,21 @@ def test_bench_cli_pipeline_row_and_refusal(zoo, tmp_path):
     assert record["config"]["pipeline"] == {"size": 32, "images": 4, "dataset": "squares"}
     refused = runner.invoke(app, [*common, "--model", "example-tinycnn", "--pipeline-size", "32"])
     assert refused.exit_code != 0 and "needs a trained model" in str(refused.exception or refused.output)
+
+
+def test_the_harness_phase_times_the_training_engine_beside_the_bare_step(zoo):
+    config = tiny_config(modes=["eager-fp32", "fp32-cl"], phases=("training", "harness"))
+    rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak=None)
+    # Only the engine's own device policy (fp32 + channels_last on a CPU) has a harness row.
+    assert [(r.mode, r.phase) for r in rows] == [("eager-fp32", "training"), ("fp32-cl", "training"),
+                                                 ("fp32-cl", "harness")]
+    harness, bare = rows[2], rows[1]
+    assert harness.error is None and harness.fraction_of_bare == pytest.approx(harness.images_per_s / bare.images_per_s)
+
+
+def test_busy_cores_spin_while_measuring_and_stop_after():
+    from ferbench.bench import busy_cores
+
+    with busy_cores(2) as spinners:
+        assert len(spinners) == 2 and all(spinner.poll() is None for spinner in spinners)
+    assert all(spinner.poll() is not None for spinner in spinners)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferbench import precision
 from ferbench.checkpoint import load_model, save_model
 from ferbench.data import Dataset, InputSpec, to_channels
 from ferbench.errors import CheckpointError, ConfigError
@@ -404,7 +405,7 @@ def generator_terms(restyler: Restyler, discriminator: nn.Module, guides: list[F
     ``warmup``: the reconstruction term alone."""
     device = real_source.device
     terms = {}
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with precision.autocast(device):
         if not warmup:
             restyled = restyler(real_source) if restyled is None else restyled
             logits = discriminator(restyled, labels).float()
@@ -432,7 +433,6 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
     only Enet's, Gnet's and Dnet's parameters are in an optimizer.
     """
     device, size = ctx.device, int(config["image_size"])
-    cuda = device.type == "cuda"
     epochs, batch_size = int(config["epochs"]), min(int(config["batch_size"]), len(source))
     sampler = torch.Generator().manual_seed(ctx.seed)
     source_images = torch.from_numpy(source.images).to(device)
@@ -465,7 +465,7 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
             warmup = epoch <= int(config["warmup_epochs"])
             restyled = None
             if not warmup:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                with precision.autocast(device):
                     restyled = restyler(real_source)
                     logit_real = discriminator(real_target, real_target_labels).float()
                     logit_fake = discriminator(restyled.detach(), labels).float()

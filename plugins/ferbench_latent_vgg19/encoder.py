@@ -14,6 +14,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
+from ferbench import precision
 from ferbench.interfaces import Encoder
 
 
@@ -36,17 +37,16 @@ def train_encoder(encoder: StyleEncoder, generator, *, steps: int, batch_size: i
     generator.to(device).eval().requires_grad_(False)
     encoder.to(device).train()
     encoder.w_avg.copy_(generator.w_avg)
-    optimizer = torch.optim.AdamW(encoder.parameters(), lr=lr, weight_decay=1e-4, fused=device.type == "cuda" or None)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=lr, weight_decay=1e-4, fused=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     random = torch.Generator().manual_seed(seed)
-    cuda = device.type == "cuda"
     history, loss_sum, started = [], 0.0, time.perf_counter()
     for step in track(range(1, steps + 1), "encoder", total=steps):
         z = torch.randn(batch_size, generator.latent_dim, generator=random).to(device)
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.no_grad(), precision.autocast(device):
             w = generator.mapping(z).float()
             images = generator.synthesis(w).float()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with precision.autocast(device):
             predicted = encoder(images)
         loss = F.mse_loss(predicted.float(), w)
         optimizer.zero_grad(set_to_none=True)

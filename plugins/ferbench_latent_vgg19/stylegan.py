@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferbench import precision
 from ferbench.data import to_channels
 from ferbench.errors import ConfigError, TrainingDiverged
 from ferbench.interfaces import Discriminator, Generator
@@ -234,7 +235,6 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
     g_opt = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.99))
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.0, 0.99))
     random = torch.Generator().manual_seed(seed)
-    cuda = device.type == "cuda"
     n, size, chans = len(images), generator.image_size, generator.out_chans
     batch_size = min(batch_size, n)
     history, started = [], time.perf_counter()
@@ -246,7 +246,7 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
         real = torch.where(flip[:, None, None, None], real.flip(3), real)
         z = torch.randn(batch_size, generator.latent_dim, generator=random).to(device)
 
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with precision.autocast(device):
             w = generator.mapping(z)
             fake = generator.synthesis(w)
             d_loss = F.softplus(discriminator(fake.detach()).float()).mean() \
@@ -261,7 +261,7 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
         d_opt.step()
 
         discriminator.requires_grad_(False)  # the generator's step needs no gradients for D's weights
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with precision.autocast(device):
             g_loss = F.softplus(-discriminator(fake).float()).mean()
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
