@@ -16,7 +16,7 @@ from ferbench.results import iter_reasons, load_results, now_iso
 
 GROUP = ["method", "dataset", "train_dataset", "protocol", "test_split", "device", "setting"]
 COLUMNS = ["Method", "Dataset", "Trained on", "Protocol", "Split", "Device", "Setting", "Accuracy %", "Macro-F1 %",
-           "Runs", "Epochs", "Paper %", "Δ vs paper"]
+           "Runs", "Epochs", "Train s", "Time to accuracy", "Paper %", "Δ vs paper"]
 # Settings that change how a model is scored, not the model: runs differing only in these share a row.
 SCORING_ONLY = frozenset({"eval_every", "eval_batch_size"})
 SPEED_COLUMNS = ["Infer img/s", "Train img/s", "Bench"]
@@ -35,8 +35,28 @@ def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "setting": setting_fingerprint(r.get("config") or {}),
             "fold": r["fold"], "seed": r["seed"], "epochs": (r.get("config") or {}).get("epochs"),
             "accuracy": 100 * r["metrics"]["accuracy"], "macro_f1": 100 * r["metrics"]["macro_f1"],
+            "train_seconds": training_seconds(r), "curve": r.get("time_to_accuracy") or None,
         })
-    return pd.DataFrame(rows, columns=[*GROUP, "fold", "seed", "epochs", "accuracy", "macro_f1"])
+    return pd.DataFrame(rows, columns=[*GROUP, "fold", "seed", "epochs", "accuracy", "macro_f1", "train_seconds",
+                                       "curve"])
+
+
+def training_seconds(record: dict[str, Any]) -> float | None:
+    """The training clock of a run (evaluation excluded): the last epoch's ``train_seconds``, else fit time."""
+    history = (record.get("extra") or {}).get("history") or []
+    if history and isinstance(history[-1], dict) and isinstance(history[-1].get("train_seconds"), (int, float)):
+        return float(history[-1]["train_seconds"])
+    fit = (record.get("timings") or {}).get("fit_s")
+    return float(fit) if isinstance(fit, (int, float)) else None
+
+
+def curve_text(curve: list[dict[str, Any]] | None, points: int = 4) -> str:
+    """Up to ``points`` evenly spaced points of a time-to-accuracy curve: ``accuracy % @ training seconds``."""
+    if not curve:
+        return "-"
+    step = max(1, -(-len(curve) // points))
+    chosen = curve[::-1][::step][::-1]
+    return ", ".join(f"{100 * p['accuracy']:.1f}@{p['train_seconds']:.0f}s" for p in chosen)
 
 
 def setting_fingerprint(config: dict[str, Any]) -> str:
@@ -67,15 +87,18 @@ def aggregate(frame: pd.DataFrame, paper_rows: list[dict[str, Any]]) -> pd.DataF
             matched.add(index)
         accuracy = group["accuracy"].mean()
         epochs = sorted({int(e) for e in group["epochs"].dropna()})
+        seconds = group["train_seconds"].dropna()
         rows.append([method, dataset, "" if trained_on == dataset else trained_on, protocol, split, device, setting,
                      mean_sd(group["accuracy"]), mean_sd(group["macro_f1"]), len(group),
                      ",".join(map(str, epochs)) or "-",
+                     f"{seconds.mean():,.0f}" if len(seconds) else "-",
+                     curve_text(group["curve"].iloc[0]) if len(group) == 1 else "-",
                      "-" if paper is None else _paper_text(paper),
                      "-" if paper is None else f"{accuracy - paper['value']:+.2f}"])
     for index, paper in enumerate(paper_rows):
         if index not in matched and paper["metric"] == "accuracy":
             rows.append([paper["method"], paper["dataset"], "", paper["protocol"], paper.get("split", "-"), "-", "-",
-                         "not run", "-", 0, "-", _paper_text(paper), "-"])
+                         "not run", "-", 0, "-", "-", "-", _paper_text(paper), "-"])
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -107,8 +130,8 @@ def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, 
         "data limits or ablations never share a row). Accuracy and macro-F1 are mean ± sample SD over every",
         "fold and seed of a row (`Runs` counts them);",
         "`Paper %` is the number the method's paper reports (registry.yaml), `Δ vs paper` our mean minus it.",
-        "`Device` is where the run trained: CPU runs on this project's 2-core machine use reduced settings",
-        "(see `Epochs`) and are not comparable to full-scale GPU runs.",
+        "`Device` is where the run trained. `Train s`: training seconds (evaluation excluded; mean over the row's",
+        "runs); `Time to accuracy`: points of the run's curve (`--set eval_every=N`) as accuracy % @ training seconds.",
         "",
         tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="github", disable_numparse=True)
         if len(table) else "_No results yet: run `ferbench run --method timm:resnet18 --dataset synthetic`._",

@@ -215,6 +215,14 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
         train_seconds += metrics["seconds"]
         metrics["train_seconds"] = train_seconds
         guard.check(epoch)  # before saving: a checkpoint only ever holds a good state
+        if plan and not plan.get("stopped_on_time") and epoch < epochs:
+            # Re-plan from the epochs' own pace, so a machine that slows down (or speeds up) still ends the
+            # schedule, annealed, inside the budget rather than being cut off at a high learning rate.
+            replanned = replan_epochs(budget, epoch, train_seconds, metrics["seconds"])
+            if replanned != epochs:
+                plan.setdefault("replanned", []).append({"after_epoch": epoch, "epochs": replanned})
+                epochs = plan["epochs"] = replanned
+                state["schedule"] = schedule = one_cycle(optimizer, config, epochs * steps, already=epoch * steps)
         stop = plan.get("stopped_on_time", False)
         if evaluate is not None and eval_every and (epoch % eval_every == 0 or epoch == epochs or stop):
             with ema.weights_in(model) if ema is not None else contextlib.nullcontext():
@@ -250,6 +258,12 @@ def plan_epochs(budget: float, steps_per_epoch: int, steps_per_second: float) ->
     measured rate; 3% is kept back for the per-epoch work (drawing augmentations, the divergence check)."""
     fitting = budget * 0.97 * steps_per_second / steps_per_epoch
     return {"budget_seconds": budget, "steps_per_second": steps_per_second, "epochs": max(1, int(fitting))}
+
+
+def replan_epochs(budget: float, epoch: int, spent: float, last_epoch_seconds: float) -> int:
+    """After ``epoch`` epochs and ``spent`` seconds of training, the total epochs that fit in ``budget`` at the
+    last epoch's pace (``epoch`` itself when not one more fits)."""
+    return epoch + max(0, int((budget * 0.99 - spent) / last_epoch_seconds))
 
 
 def parse_duration(value: Any, name: str) -> float | None:

@@ -85,3 +85,18 @@ def test_mean_sd_formats():
     assert mean_sd(pd.Series([], dtype=float)) == "-"
     assert mean_sd(pd.Series([50.0])) == "50.00"
     assert mean_sd(pd.Series([50.0, 52.0])) == "51.00 ± 1.41"
+
+
+def test_training_seconds_and_the_time_to_accuracy_curve_sit_beside_accuracy(tmp_path):
+    timed = result(method="m5")
+    timed["extra"] = {"history": [{"epoch": 1, "train_seconds": 60.0}, {"epoch": 2, "train_seconds": 130.0}]}
+    timed["time_to_accuracy"] = [{"epoch": 1, "train_seconds": 60.0, "accuracy": 0.5},
+                                 {"epoch": 2, "train_seconds": 130.0, "accuracy": 0.625}]
+    write(tmp_path, "timed/fold/result.json", timed)
+    untimed = result(method="m6")
+    untimed["timings"] = {"fit_s": 42.0}  # no history: the fit time stands in
+    write(tmp_path, "untimed/fold/result.json", untimed)
+    table, _ = build_leaderboard(tmp_path, [])
+    rows = {row["Method"]: row for _, row in table.iterrows()}
+    assert rows["m5"]["Train s"] == "130" and rows["m5"]["Time to accuracy"] == "50.0@60s, 62.5@130s"
+    assert rows["m6"]["Train s"] == "42" and rows["m6"]["Time to accuracy"] == "-"
