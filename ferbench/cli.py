@@ -38,7 +38,7 @@ RegistryOption = Annotated[Optional[Path], typer.Option(
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder results are written into.")]
 PrecisionOption = Annotated[Optional[str], typer.Option(
-    "--precision", help="auto (bf16 autocast where the device computes bf16 natively, else fp32), fp32 or bf16.")]
+    "--precision", help="auto (bf16 autocast on CUDA, fp32 on a CPU), fp32, or bf16 (also on a CPU with AVX512-BF16/AMX: the CPU recipe).")]
 # Read from the command line by ferbench.threads before torch loads (see there); declared here for --help.
 ThreadsOption = Annotated[Optional[int], typer.Option(
     "--threads", envvar=threads.THREADS_ENV, min=1,

@@ -270,3 +270,22 @@ def test_every_result_records_the_thread_choice(zoo, tmp_path):
                                     out_dir=tmp_path, device="cpu"))
     chosen = record["device"]["threads"]
     assert chosen["torch_threads"] == torch.get_num_threads() and chosen["available_cores"] >= 1
+
+
+# --- precision ------------------------------------------------------------------------------------------
+
+
+def test_the_precision_policy_is_one_setting_recorded_with_the_device(monkeypatch):
+    from ferbench import precision
+    from ferbench.results import device_info
+
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("FERBENCH_PRECISION", "fp32")
+    assert not precision.uses_bf16(cpu) and device_info(cpu)["precision"]["autocast"] == "fp32"
+    monkeypatch.setenv("FERBENCH_PRECISION", "bf16")
+    with precision.autocast(cpu):
+        assert torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+    monkeypatch.setenv("FERBENCH_PRECISION", "auto")
+    assert not precision.uses_bf16(cpu)  # on a CPU bf16 is opt-in (see ferbench.precision)
+    with pytest.raises(ConfigError, match="--precision"):
+        precision.choose("fp16")
