@@ -11,6 +11,7 @@ measured here.
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ferbench import precision
 from ferbench.errors import ConfigError
 from ferbench.files import write_json
 from ferbench.interfaces import Generator
@@ -211,7 +213,7 @@ def _prepare(model: nn.Module, mode: Mode, device: torch.device, example: torch.
     return train_step
 
 
-def harness_step_seconds(model: nn.Module, example: torch.Tensor, config: BenchConfig) -> float:
+def harness_step_seconds(model: nn.Module, example: torch.Tensor, config: BenchConfig, mode: Mode) -> float:
     """Seconds per step of the training engine itself on ``example``-shaped random faces: two epochs of
     ``max(reps, 20)`` steps with the supervised defaults (augmentation on); the second epoch is timed, so
     warm-up is excluded and the per-epoch work (drawing augmentations, the divergence check) included."""
@@ -226,7 +228,16 @@ def harness_step_seconds(model: nn.Module, example: torch.Tensor, config: BenchC
     labels = generator.integers(0, config.num_classes, batch * steps)
     data = TrainingSet(torch.from_numpy(images).to(config.device), torch.from_numpy(labels).to(config.device))
     run_config = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": batch}
-    history = train_classifier(model, data, InputSpec.fit(images, in_chans, size), run_config, config.device, 0)
+    # The engine follows the process's precision policy; time it in the mode's own, beside that mode's bare step.
+    chosen = os.environ.get(precision.PRECISION_ENV)
+    os.environ[precision.PRECISION_ENV] = "bf16" if mode.dtype == torch.bfloat16 else "fp32"
+    try:
+        history = train_classifier(model, data, InputSpec.fit(images, in_chans, size), run_config, config.device, 0)
+    finally:
+        if chosen is None:
+            os.environ.pop(precision.PRECISION_ENV)
+        else:
+            os.environ[precision.PRECISION_ENV] = chosen
     return history[-1]["seconds"] / steps
 
 
@@ -284,7 +295,7 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
             if config.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(config.device)
             if phase == "harness":
-                seconds = harness_step_seconds(model, example, config)
+                seconds = harness_step_seconds(model, example, config, mode)
             else:
                 step = _prepare(model, mode, config.device, example, training=phase == "training")
                 seconds = _median_seconds(step, config.device, config.warmup, config.reps)
