@@ -11,7 +11,6 @@ measured here.
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import subprocess
 import sys
@@ -229,15 +228,8 @@ def harness_step_seconds(model: nn.Module, example: torch.Tensor, config: BenchC
     data = TrainingSet(torch.from_numpy(images).to(config.device), torch.from_numpy(labels).to(config.device))
     run_config = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": batch}
     # The engine follows the process's precision policy; time it in the mode's own, beside that mode's bare step.
-    chosen = os.environ.get(precision.PRECISION_ENV)
-    os.environ[precision.PRECISION_ENV] = "bf16" if mode.dtype == torch.bfloat16 else "fp32"
-    try:
+    with precision.using("bf16" if mode.dtype == torch.bfloat16 else "fp32"):
         history = train_classifier(model, data, InputSpec.fit(images, in_chans, size), run_config, config.device, 0)
-    finally:
-        if chosen is None:
-            os.environ.pop(precision.PRECISION_ENV)
-        else:
-            os.environ[precision.PRECISION_ENV] = chosen
     return history[-1]["seconds"] / steps
 
 

@@ -33,6 +33,20 @@ def choose(value: str | None) -> None:
         os.environ[PRECISION_ENV] = value
 
 
+@contextlib.contextmanager
+def using(value: str):
+    """Run the block with the precision ``value``, then restore the process's own setting."""
+    chosen = os.environ.get(PRECISION_ENV)
+    os.environ[PRECISION_ENV] = check(value, "precision")
+    try:
+        yield
+    finally:
+        if chosen is None:
+            os.environ.pop(PRECISION_ENV)
+        else:
+            os.environ[PRECISION_ENV] = chosen
+
+
 def check(value: str, where: str) -> str:
     if value not in PRECISIONS:
         raise ConfigError(f"{where} must be one of {', '.join(PRECISIONS)}, got {value!r}")

@@ -2,8 +2,7 @@
 
 One obvious loop in the style of nanoGPT/airbench: the whole training set sits on the device as uint8,
 each batch is converted, normalised and augmented there, AdamW with a one-cycle schedule, channels_last,
-and bf16 autocast where the device computes bf16 natively (``ferbench.precision``: CUDA, and CPUs with
-AVX512-BF16/AMX). Other methods reuse :func:`train_classifier` and :func:`predict_proba` (the
+and the device policy of ``ferbench.precision`` (bf16 autocast on CUDA; on a CPU with ``--precision bf16``). Other methods reuse :func:`train_classifier` and :func:`predict_proba` (the
 Arabian GAN's Cnet, the latent-VGG19 classifier).
 """
 
@@ -297,7 +296,8 @@ def one_cycle(optimizer: torch.optim.Optimizer, config: dict[str, Any], total_st
         group.pop("initial_lr", None)  # a fresh schedule on an optimizer that had one
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]),
                                                    total_steps=max(total_steps, already + 1), pct_start=0.2)
-    for _ in range(already):
+    if already:  # jump to step `already` (one step() sets its learning rate) instead of stepping there one by one
+        schedule.last_epoch = already - 1
         schedule.step()
     return schedule
 

@@ -74,7 +74,7 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
     moves the image only; w stays the image's code (MixUp/CutMix, if turned on, mix w with the label
     weight). The latent branch's standardisation is fitted to ``w`` first."""
     latents = w.to(device).float()
-    model.fit_latent_scale(latents.cpu())
+    model.fit_latent_scale(latents)
     data = TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(device),
                        torch.from_numpy(labels.astype(np.int64)).to(device), extras=(latents,))
     return train_classifier(model, data, input_spec, config, device, seed, track, epoch_end,
