@@ -103,6 +103,7 @@ def run(
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
     save_model: Annotated[bool, typer.Option(help="Save the trained model beside the results.")] = True,
+    validation: Annotated[Optional[float], typer.Option(help="Hold out this fraction of each fold's training data (stratified; whole subjects where known) and fit temperature scaling on it.")] = None,
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
     precision_: PrecisionOption = None,
@@ -134,7 +135,8 @@ def run(
             "method": method, "dataset": dataset, "protocol": protocol, "target": target,
             "seed": seed[0] if seed else None, "folds": folds, "only_folds": fold, "config": overrides or None,
             "components": parse_pairs(component or [], "--component") or None, "data_options": data_options or None,
-            "device": given("device", device), "save_model": given("save_model", save_model)})]
+            "device": given("device", device), "save_model": given("save_model", save_model),
+            "validation": validation})]
     elif suite:
         if method or dataset:
             raise ConfigError("give either --suite or --method/--dataset, not both")
@@ -146,7 +148,8 @@ def run(
                     target=entry.get("target"), seed=s, folds=folds, only_folds=fold,
                     config={**(entry.get("config") or {}), **overrides},
                     components={**(entry.get("components") or {}), **parse_pairs(component or [], "--component")},
-                    data_options=data_options, device=device, out_dir=out, save_model=save_model))
+                    data_options=data_options, device=device, out_dir=out, save_model=save_model,
+                    validation=validation))
         if list_runs:
             for number, r in enumerate(requests):
                 typer.echo(f"{number}\t{r.method} on {r.dataset}" + (f" (trained on {r.target})" if r.target else "")
@@ -164,7 +167,8 @@ def run(
         requests = [RunRequest(method=method, dataset=dataset, protocol=protocol, target=target, seed=s, folds=folds,
                                only_folds=fold, config=overrides,
                                components=parse_pairs(component or [], "--component"), data_options=data_options,
-                               device=device, out_dir=out, save_model=save_model) for s in seed or [0]]
+                               device=device, out_dir=out, save_model=save_model, validation=validation)
+                    for s in seed or [0]]
     failed = []
     for request in requests:
         try:

@@ -214,12 +214,15 @@ class DatasetSpec:
 
 @dataclass
 class Fold:
-    """One train/evaluate unit of a protocol: train on ``train``, score on each set in ``tests``."""
+    """One train/evaluate unit of a protocol: train on ``train``, score on each set in ``tests``.
+    ``validation``, when the run asks for one, is carved from the training data (never from a test set):
+    temperature scaling is fitted on it."""
 
     name: str
     train: Dataset
     tests: dict[str, Dataset]
     adaptation: Dataset | None = None
+    validation: Dataset | None = None
 
 
 @dataclass(frozen=True)

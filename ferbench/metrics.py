@@ -7,10 +7,13 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
+from ferbench.calibration import calibration_scores
+
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1 over the classes present in ``labels``, per-class true-positive rate (recall),
-    support and the confusion matrix (rows: true class, columns: predicted class), all over ``classes``."""
+    support, the confusion matrix (rows: true class, columns: predicted class), all over ``classes``, and the
+    calibration scores (``ece``, ``nll``, ``brier``: :mod:`ferbench.calibration`)."""
     predicted = probabilities.argmax(1)
     everything = list(range(len(classes)))
     present = sorted(set(labels.tolist()))
@@ -25,4 +28,5 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classe
         "predicted_distribution": {c: int(k) for c, k in zip(classes, np.bincount(predicted, minlength=len(classes)))},
         "confusion_matrix": confusion_matrix(labels, predicted, labels=everything).tolist(),
         "classes": list(classes),
+        **calibration_scores(labels, probabilities),
     }

@@ -89,3 +89,29 @@ def time_to_accuracy_png(path: str | Path, curve: Sequence[dict], title: str) ->
     ax.set_title(f"{title}\nbest {max(accuracy):.1f}%, epoch numbers at the points", fontsize=8)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def reliability_png(path: str | Path, curves: dict[str, Sequence[dict]], title: str) -> Path:
+    """Reliability diagram: accuracy against mean confidence per confidence bin, one line per curve
+    (e.g. raw and temperature-scaled; bins from :func:`ferbench.calibration.reliability_bins`), with the
+    share of images per bin below."""
+    plt = pyplot()
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(4.8, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfectly calibrated")
+    width = 1 / max(len(next(iter(curves.values()))), 1)
+    for k, (label, bins) in enumerate(curves.items()):
+        filled = [b for b in bins if b["count"]]
+        ax.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], "o-", ms=3, label=label)
+        total = max(sum(b["count"] for b in bins), 1)
+        offset = (k - (len(curves) - 1) / 2) * width / len(curves)
+        counts.bar([(b["low"] + b["high"]) / 2 + offset for b in bins], [b["count"] / total for b in bins],
+                   width=width / len(curves), label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    counts.set_xlabel("confidence (top-class probability)")
+    counts.set_ylabel("share")
+    return save_figure(fig, path)

@@ -14,10 +14,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
 from ferbench import hookimpl
 from ferbench.data import Dataset
@@ -79,6 +80,28 @@ def cross_dataset(dataset: Dataset, options: ProtocolOptions) -> Iterator[Fold]:
             f"datasets {train.name!r} and {dataset.name!r} share {len(shared)} class(es) {shared}; need at least 2"
         )
     yield Fold("cross", train, tests, adaptation=adaptation)
+
+
+def carve_validation(fold: Fold, fraction: float, seed: int) -> Fold:
+    """``fold`` with a stratified ``fraction`` of its training images moved to ``fold.validation``: whole
+    people when every image names its subject (so the split is as subject-independent as the protocol),
+    single images otherwise (FER2013 does not say who is who)."""
+    train = fold.train
+    if not 0 < fraction < 1:
+        raise DatasetError(f"--validation must be a fraction between 0 and 1, got {fraction}")
+    labels = train.labels
+    if not (train.subjects == "").any() and len(set(train.subjects.tolist())) >= 1 / fraction:
+        splitter = StratifiedGroupKFold(n_splits=max(2, round(1 / fraction)), shuffle=True, random_state=seed)
+        kept, held = next(splitter.split(np.zeros(len(train)), labels, train.subjects))
+    else:
+        try:
+            kept, held = next(StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+                              .split(np.zeros(len(train)), labels))
+        except ValueError as error:
+            raise DatasetError(f"--validation {fraction}: cannot carve a stratified validation split from "
+                               f"{train.name} ({error})") from error
+    return replace(fold, train=train.select(kept, f"{train.name} minus validation"),
+                   validation=train.select(held, f"{train.name} validation"))
 
 
 def _check_folds(dataset: Dataset, folds: int) -> None:

@@ -32,14 +32,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ferbench import distributed, threads
+from ferbench.calibration import apply_temperature, calibration_scores, fit_temperature, reliability_bins
 from ferbench.checkpoint import TrainingCheckpoint, load_model
 from ferbench.data import Dataset
 from ferbench.errors import ConfigError, DatasetError, RunInterrupted, TrainingDiverged, unknown_name
 from ferbench.files import jsonable, write_json
 from ferbench.interfaces import ProtocolOptions, RunContext
 from ferbench.metrics import classification_metrics
-from ferbench.plots import confusion_matrix_png, time_to_accuracy_png
-from ferbench.protocols import TRAIN_SPLIT, evaluation_splits
+from ferbench.plots import confusion_matrix_png, reliability_png, time_to_accuracy_png
+from ferbench.protocols import TRAIN_SPLIT, carve_validation, evaluation_splits
 from ferbench.registry import Zoo
 from ferbench.tables import result_table
 from ferbench.plugins import PLUGINS_ENV
@@ -66,11 +67,13 @@ class RunRequest:
     out_dir: Path = Path("results")
     save_model: bool = True
     resume: Path | None = None  # a run folder to continue (its run.json must agree with the rest)
+    # A fraction of each fold's training data held out to fit temperature scaling on (None: no scaling).
+    validation: float | None = None
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
 REQUEST_FIELDS = ("method", "dataset", "protocol", "target", "seed", "folds", "only_folds", "config", "components",
-                  "data_options", "device", "save_model")
+                  "data_options", "device", "save_model", "validation")
 
 
 def resume_request(run_dir: str | Path, given: dict[str, Any]) -> RunRequest:
@@ -185,12 +188,15 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         if bad:
             raise ConfigError(f"--fold {bad[0]}: the protocol has folds 1..{len(folds)}")
         folds = [folds[k - 1] for k in request.only_folds]
+    if request.validation is not None:
+        folds = [carve_validation(fold, float(request.validation), request.seed) for fold in folds]
 
     if request.data_options:
         config = {**config, "data_options": request.data_options}
     resolved = _plain({"method": method.name, "components": components, "dataset": dataset.name,
                        "target": target_data.name if target_data else None, "protocol": protocol_name,
-                       "seed": request.seed, "config": config, "folds": [f.name for f in folds]})
+                       "seed": request.seed, "config": config, "folds": [f.name for f in folds],
+                       "validation": request.validation})
     _dry_run(zoo, method, folds[0], config, components, request, device)
 
     if request.resume:
@@ -381,13 +387,15 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
     if not distributed.is_main():  # the other ranks trained; rank 0 scores, saves and writes
         return []
     resumed_from = checkpoint.resumed_from
+    calibration = fit_calibration(model, fold.validation) if fold.validation is not None else None
     saved = None
     if request.save_model:
         # The training images' size and face pipeline let `ferbench predict` crop new photos the same way.
         model.save(fold_dir / "model", trained_by={"run_id": common["run_id"], "method": method.name,
                                                    "dataset": common["train_dataset"], "fold": fold.name,
                                                    "seed": request.seed, "image_size": list(fold.train.image_size),
-                                                   "face_pipeline": fold.train.load_report.get("face_pipeline")})
+                                                   "face_pipeline": fold.train.load_report.get("face_pipeline"),
+                                                   **({"calibration": calibration} if calibration else {})})
         saved = fold_dir / "model" if (fold_dir / "model").exists() else None
     records = []
     for split, test in fold.tests.items():
@@ -401,7 +409,7 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
         if resumed_from:
             timings["resumed_after_epoch"] = resumed_from  # fit_s counts only the epochs trained after it
         record = _record(common, fold.name, split, fold.train, test, aligned, model.classes, probabilities, extra,
-                         timings, fold_dir, saved)
+                         timings, fold_dir, saved, calibration)
         records.append(record)
         _print_summary(tracker.console, record)
     checkpoint.remove()  # the results and the model are written; the training state is no longer needed
@@ -433,15 +441,34 @@ def _failed_records(common, fold, error: TrainingDiverged, checkpoint: TrainingC
     return records
 
 
+def fit_calibration(model, validation: Dataset) -> dict[str, Any]:
+    """Temperature scaling fitted on the fold's validation split (carved from its training data)."""
+    aligned = validation.restricted_to(model.classes)
+    temperature = fit_temperature(aligned.labels, model.predict(aligned))
+    return {"temperature": temperature, "validation_images": len(aligned), "fitted_on": "validation split"}
+
+
 def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: Dataset, classes, probabilities,
-            extra, timings, fold_dir: Path, saved: Path | None) -> dict[str, Any]:
-    """Score ``probabilities`` against ``aligned``, draw the confusion matrix (and the time-to-accuracy
-    curve when the method's history has one), write the record."""
+            extra, timings, fold_dir: Path, saved: Path | None,
+            calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score ``probabilities`` against ``aligned``, draw the confusion matrix, the reliability diagram (and
+    the time-to-accuracy curve when the method's history has one), write the record. With ``calibration``
+    (a fitted temperature) the temperature-scaled calibration scores are recorded under
+    ``metrics.temperature_scaled``."""
     metrics = classification_metrics(aligned.labels, probabilities, classes)
     title = f"{common['method']} on {common['dataset']} [{split}], {fold}"
     png = confusion_matrix_png(fold_dir / f"confusion-{slug(split)}.png", metrics["confusion_matrix"], classes,
                                f"{title}: accuracy {metrics['accuracy']:.1%}")
     artifacts = {"confusion_matrix_png": png.name}
+    curves = {f"raw (ECE {metrics['ece']:.1%})": reliability_bins(aligned.labels, probabilities)}
+    if calibration:
+        scaled = apply_temperature(probabilities, calibration["temperature"])
+        metrics["temperature_scaled"] = {**calibration, **calibration_scores(aligned.labels, scaled)}
+        curves[f"T = {calibration['temperature']:.2f} (ECE {metrics['temperature_scaled']['ece']:.1%})"] = \
+            reliability_bins(aligned.labels, scaled)
+    if len(aligned):
+        artifacts["reliability_png"] = reliability_png(fold_dir / f"reliability-{slug(split)}.png", curves,
+                                                       f"{title}: reliability").name
     curve = [{"epoch": entry["epoch"], "train_seconds": entry["train_seconds"],
               "accuracy": entry["test_accuracy"][split]}
              for entry in (extra.get("history") or []) if isinstance(entry, dict)

@@ -85,3 +85,20 @@ def test_cross_dataset_needs_a_target_sharing_classes(squares):
     other = squares(classes=("fear", "contempt", "neutral"))
     with pytest.raises(DatasetError, match="share 0 class"):
         list(cross_dataset(squares(), ProtocolOptions(target=other)))
+
+
+def test_carve_validation_holds_out_whole_subjects_when_known_and_images_otherwise(squares):
+    from ferbench.protocols import carve_validation
+
+    d = squares(per_class=20, subjects=10)
+    (fold,) = holdout(d, ProtocolOptions())
+    carved = carve_validation(fold, 0.2, seed=0)
+    assert len(carved.train) + len(carved.validation) == len(fold.train)
+    assert not set(carved.train.subjects) & set(carved.validation.subjects)
+    assert set(carved.validation.class_counts()) == set(fold.train.class_counts())
+    assert carved.tests is fold.tests  # the test split is never touched
+    anonymous = squares(per_class=20, subjects=1)  # one "subject": too few to hold out whole people
+    carved = carve_validation(next(iter(holdout(anonymous, ProtocolOptions()))), 0.2, seed=0)
+    assert len(carved.validation) == round(0.2 * len(carved.train) / 0.8)
+    with pytest.raises(DatasetError, match="--validation must be a fraction"):
+        carve_validation(fold, 1.5, seed=0)

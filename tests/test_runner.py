@@ -134,3 +134,15 @@ def test_a_comma_list_from_the_command_line_is_the_same_setting_as_a_list():
     assert merge_config(defaults, {"guides": "timm:c, timm:d"}, "m")["guides"] == ["timm:c", "timm:d"]
     assert merge_config(defaults, {"guides": ["timm:c"]}, "m")["guides"] == ["timm:c"]
     assert merge_config(defaults, {"optimizer": "sgd"}, "m")["optimizer"] == "sgd"  # a string default stays one
+
+
+def test_validation_fits_a_temperature_and_records_calibration_and_a_reliability_diagram(zoo, tmp_path):
+    (record,) = tiny_run(zoo, tmp_path, validation=0.25)
+    metrics = record["metrics"]
+    assert {"ece", "nll", "brier"} <= set(metrics)
+    scaled = metrics["temperature_scaled"]
+    assert scaled["temperature"] > 0 and scaled["fitted_on"] == "validation split"
+    folder = Path(record["_path"]).parent
+    assert (folder / record["artifacts"]["reliability_png"]).read_bytes()[:4] == b"\x89PNG"
+    model_json = json.loads((folder / "model" / "model.json").read_text())
+    assert model_json["trained_by"]["calibration"]["temperature"] == scaled["temperature"]
