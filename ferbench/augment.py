@@ -11,6 +11,20 @@ trains through :func:`ferbench.training.train_classifier`):
 - ``erasing`` (probability, 0 = off): random erasing (Zhong et al. 2020): a rectangle of 2-33% of the image
   with aspect 0.3-3.3 set to 0, the dataset mean after normalisation.
 
+Two more act on pixels on the [0, 1] scale, before normalisation (:func:`apply_pixel_augmentation`), for
+robustness to what cameras do to faces:
+
+- ``photometric`` (probability, 0 = off): an AugMix-style chain (Hendrycks et al. 2020, without its
+  consistency loss): each op of brightness (x0.4-1.8), contrast (x0.3-1.5 about the image's mean), gamma
+  (0.5-2), Gaussian blur (up to sigma 2.5) and Gaussian noise (sigma up to 0.12) is on with probability
+  1/2 at a random strength, and the result is blended with the clean image by a uniform weight;
+- ``occlusion`` (probability, 0 = off): a rectangle of a random grey level, half the time a patch of
+  5-25% of the image, half the time a horizontal band of 12-30% of its height (where glasses or a mask
+  sit), at a random place.
+
+These share families with the test corruptions of ``ferbench robustness`` (noise, blur, brightness,
+contrast, occlusion); a model trained with them is not being tested on unseen corruption types there.
+
 And per-batch label mixing (:func:`draw_mixing`, :func:`mix`): ``mixup`` (Zhang et al. 2018) and ``cutmix``
 (Yun et al. 2019), each a Beta(alpha, alpha) concentration (0 = off); with both on, each batch uses one of
 the two at random (timm's convention).
@@ -24,6 +38,7 @@ one batch.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -32,7 +47,10 @@ import torch
 import torch.nn.functional as F
 
 Parameters = dict[str, torch.Tensor]
-"""Per-image augmentation parameters, one row per image: ``affine`` (N, 2, 3), ``crop`` (N, 3), ``erase`` (N, 5)."""
+"""Per-image augmentation parameters, one row per image: ``affine`` (N, 2, 3), ``crop`` (N, 3), ``erase`` (N, 5),
+``photometric`` (N, 6), ``occlusion`` (N, 6)."""
+
+PIXEL_KEYS = ("photometric", "occlusion")
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, config: dict[str, Any]) -> torch.Tensor:
@@ -50,6 +68,10 @@ def draw_augmentation(n: int, size: tuple[int, int], generator: torch.Generator,
         parameters["crop"] = draw_crop(n, generator, int(config["crop_padding"]), flip=not config.get("augment"))
     if config.get("erasing"):
         parameters["erase"] = draw_erasing(n, *size, generator, float(config["erasing"]))
+    if config.get("photometric"):
+        parameters["photometric"] = draw_photometric(n, generator, float(config["photometric"]))
+    if config.get("occlusion"):
+        parameters["occlusion"] = draw_occlusion(n, *size, generator, float(config["occlusion"]))
     return parameters
 
 
@@ -62,6 +84,17 @@ def apply_augmentation(x: torch.Tensor, parameters: Parameters, config: dict[str
         x = apply_crop(x, parameters["crop"], int(config["crop_padding"]))
     if "erase" in parameters:
         x = apply_erasing(x, parameters["erase"])
+    return x
+
+
+def apply_pixel_augmentation(x: torch.Tensor, parameters: Parameters, noise: torch.Generator | None) -> torch.Tensor:
+    """The ``photometric`` and ``occlusion`` transforms of ``parameters`` on pixels ``x`` in [0, 1] (before
+    normalisation); ``noise`` (a generator on ``x``'s device) draws the photometric chain's pixel noise."""
+    if "photometric" in parameters:
+        x = apply_photometric(x, parameters["photometric"], noise)
+    if "occlusion" in parameters:
+        occlusion = parameters["occlusion"]
+        x = torch.where(_box_mask(x, occlusion)[:, None], occlusion[:, 4, None, None, None].to(x.dtype), x)
     return x
 
 
@@ -126,19 +159,88 @@ def draw_erasing(n: int, height: int, width: int, generator: torch.Generator, pr
     return torch.stack([top, top + h, left, left + w, chosen.float()], dim=1)
 
 
-def apply_erasing(x: torch.Tensor, erase: torch.Tensor) -> torch.Tensor:
+def _box_mask(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """``(N, H, W)``: inside each image's box (top, bottom, left, right in columns 0-3) when it is chosen
+    (the last column)."""
     _, _, height, width = x.shape
     rows = torch.arange(height, device=x.device)[None, :]
     cols = torch.arange(width, device=x.device)[None, :]
-    inside_rows = (rows >= erase[:, 0:1]) & (rows < erase[:, 1:2])  # (N, H)
-    inside_cols = (cols >= erase[:, 2:3]) & (cols < erase[:, 3:4])  # (N, W)
-    mask = inside_rows[:, :, None] & inside_cols[:, None, :] & erase[:, 4:5, None].bool()
-    return x.masked_fill(mask[:, None], 0.0)
+    inside_rows = (rows >= boxes[:, 0:1]) & (rows < boxes[:, 1:2])  # (N, H)
+    inside_cols = (cols >= boxes[:, 2:3]) & (cols < boxes[:, 3:4])  # (N, W)
+    return inside_rows[:, :, None] & inside_cols[:, None, :] & boxes[:, -1:, None].bool()
+
+
+def apply_erasing(x: torch.Tensor, erase: torch.Tensor) -> torch.Tensor:
+    return x.masked_fill(_box_mask(x, erase)[:, None], 0.0)
 
 
 def random_erasing(x: torch.Tensor, generator: torch.Generator, probability: float, **shape: Any) -> torch.Tensor:
     """Erase one random rectangle (set to 0) in each image with ``probability``."""
     return apply_erasing(x, draw_erasing(len(x), *x.shape[-2:], generator, probability, **shape).to(x.device))
+
+
+# --- pixel-level robustness augmentation ----------------------------------------------------------------
+
+
+def _log_uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.exp(_uniform(n, math.log(low), math.log(high), generator))
+
+
+def draw_photometric(n: int, generator: torch.Generator, probability: float) -> torch.Tensor:
+    """``(n, 6)``: brightness factor, contrast factor, gamma, blur level (0-2), noise sigma and the weight of
+    the augmented image in the blend with the clean one; an op that is off (or an image not chosen) gets
+    its neutral value, so the row is the identity."""
+    chosen = torch.rand(n, generator=generator) < probability
+    strengths = [(_log_uniform(n, 0.4, 1.8, generator), 1.0), (_log_uniform(n, 0.3, 1.5, generator), 1.0),
+                 (_log_uniform(n, 0.5, 2.0, generator), 1.0), (_uniform(n, 0.0, 2.0, generator), 0.0),
+                 (_uniform(n, 0.0, 0.12, generator), 0.0)]
+    columns = [torch.where(chosen & (torch.rand(n, generator=generator) < 0.5), value, torch.full_like(value, neutral))
+               for value, neutral in strengths]
+    weight = torch.where(chosen, torch.rand(n, generator=generator), torch.zeros(n))
+    return torch.stack([*columns, weight], dim=1)
+
+
+@functools.lru_cache(maxsize=16)
+def _gaussian_kernel(sigma: float, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float64) ** 2 / (2 * sigma**2))
+    kernel = torch.outer(taps, taps) / taps.sum() ** 2
+    return kernel.to(device=device, dtype=dtype).expand(channels, 1, -1, -1).contiguous()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Each channel of ``x`` blurred by a Gaussian of ``sigma`` pixels (edges reflected)."""
+    kernel = _gaussian_kernel(float(sigma), x.shape[1], x.device, x.dtype)
+    radius = kernel.shape[-1] // 2
+    return F.conv2d(F.pad(x, (radius,) * 4, mode="replicate"), kernel, groups=x.shape[1])
+
+
+def apply_photometric(x: torch.Tensor, photometric: torch.Tensor, noise: torch.Generator | None) -> torch.Tensor:
+    brightness, contrast, gamma, blur, sigma, weight = (photometric[:, i, None, None, None].to(x.dtype) for i in range(6))
+    y = (x * brightness).clamp(0, 1)
+    mean = y.mean(dim=(1, 2, 3), keepdim=True)
+    y = ((y - mean) * contrast + mean).clamp(0, 1)
+    y = y.clamp_min(1e-6) ** gamma
+    # A blur level in [0, 2] walks from sharp to sigma 1 (0-1) and on to sigma 2.5 (1-2): two fixed
+    # convolutions per batch instead of one kernel per image.
+    soft, softer = gaussian_blur(y, 1.0), gaussian_blur(y, 2.5)
+    y = torch.where(blur <= 1, y + (soft - y) * blur, soft + (softer - soft) * (blur - 1))
+    y = y + sigma * torch.randn(y.shape, generator=noise, device=y.device, dtype=y.dtype)
+    return (x + (y.clamp(0, 1) - x) * weight)
+
+
+def draw_occlusion(n: int, height: int, width: int, generator: torch.Generator, probability: float) -> torch.Tensor:
+    """``(n, 6)``: top, bottom, left, right, grey level (0-1) and whether the image is occluded (0/1)."""
+    band = torch.rand(n, generator=generator) < 0.5
+    area = _uniform(n, 0.05, 0.25, generator) * height * width
+    aspect = _log_uniform(n, 0.5, 2.0, generator)
+    h = torch.where(band, _uniform(n, 0.12, 0.30, generator) * height, (area * aspect).sqrt()).round().clamp(1, height)
+    w = torch.where(band, torch.full((n,), float(width)), (area / aspect).sqrt().round().clamp(1, width))
+    top = (torch.rand(n, generator=generator) * (height - h + 1)).floor()
+    left = (torch.rand(n, generator=generator) * (width - w + 1)).floor()
+    grey = torch.rand(n, generator=generator)
+    chosen = torch.rand(n, generator=generator) < probability
+    return torch.stack([top, top + h, left, left + w, grey, chosen.float()], dim=1)
 
 
 # --- label mixing -------------------------------------------------------------------------------------

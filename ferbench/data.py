@@ -180,10 +180,17 @@ class InputSpec:
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, H, W[, 3])`` images on any device -> normalised float ``(N, C, S, S)``."""
+        return self.normalise(self.pixels(batch))
+
+    def pixels(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, H, W[, 3])`` images -> float ``(N, C, S, S)`` in [0, 1], not yet normalised."""
         x = to_channels(batch, self.in_chans).float().div_(255.0)
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                               antialias=True, align_corners=False)
+        return x
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = _normalisation(self.mean, self.std, x.device)
         return (x - mean) / std
 

@@ -25,7 +25,7 @@ from timm.utils.model_ema import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from ferbench import distributed, precision
-from ferbench.augment import apply_augmentation, draw_augmentation, draw_mixing, mix
+from ferbench.augment import PIXEL_KEYS, apply_augmentation, apply_pixel_augmentation, draw_augmentation, draw_mixing, mix
 from ferbench.checkpoint import TrainingCheckpoint, load_weights, save_model
 from ferbench.data import Dataset, InputSpec
 from ferbench.divergence import DivergenceGuard
@@ -41,6 +41,8 @@ SUPERVISED_DEFAULTS: dict[str, Any] = {
     "augment": True,  # random rotation, shift, zoom and flip (ferbench.augment)
     "crop_padding": 0,  # > 0: random crop after reflection padding by this many pixels
     "erasing": 0.0,  # > 0: probability of random erasing per image
+    "photometric": 0.0,  # > 0: probability of an AugMix-style brightness/contrast/gamma/blur/noise chain per image
+    "occlusion": 0.0,  # > 0: probability of a grey patch or band over each image
     "drop_rate": 0.0,
     "image_size": None,  # None: the training set's own size
     "in_chans": None,  # None: the training set's own channels
@@ -161,6 +163,10 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
         augmentation = {k: v.to(device).view(steps, batch_size, *v.shape[1:]) for k, v in
                         draw_augmentation(steps * batch_size, size, generator, config).items()}
         mixing = {k: v.to(device) for k, v in draw_mixing(steps, batch_size, size, generator, config).items()}
+        pixel_level = any(k in augmentation for k in PIXEL_KEYS)
+        # Pixel noise is drawn on the device, from a generator seeded once per epoch by the run's generator.
+        noise = (torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+                 if "photometric" in augmentation else None)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         done = 0
@@ -170,8 +176,13 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
             index = order[step]
             # The whole batch is augmented on every rank, so the generator draws the same numbers everywhere
             # and a rank's shard is exactly that part of the batch a single process would train on.
-            x = apply_augmentation(input_spec(data.images[index]), {k: v[step] for k, v in augmentation.items()},
-                                   config)
+            parameters = {k: v[step] for k, v in augmentation.items()}
+            if pixel_level:
+                x = input_spec.normalise(apply_pixel_augmentation(input_spec.pixels(data.images[index]), parameters,
+                                                                  noise))
+            else:
+                x = input_spec(data.images[index])
+            x = apply_augmentation(x, parameters, config)
             y = data.labels[index]
             extras = tuple(extra[index] for extra in data.extras)
             if mixing:
@@ -483,9 +494,10 @@ def check_config(config: dict[str, Any]) -> None:
     if "crop_padding" in config and (not isinstance(config["crop_padding"], int) or isinstance(config["crop_padding"], bool)
                                      or config["crop_padding"] < 0):
         raise ConfigError(f"crop_padding must be a non-negative integer (pixels), got {config['crop_padding']!r}")
-    if "erasing" in config and (not isinstance(config["erasing"], (int, float)) or isinstance(config["erasing"], bool)
-                                or not 0 <= config["erasing"] <= 1):
-        raise ConfigError(f"erasing must be a probability from 0 to 1, got {config['erasing']!r}")
+    for key in ("erasing", "photometric", "occlusion"):
+        if key in config and (not isinstance(config[key], (int, float)) or isinstance(config[key], bool)
+                              or not 0 <= config[key] <= 1):
+            raise ConfigError(f"{key} must be a probability from 0 to 1, got {config[key]!r}")
     for key in ("lr", "weight_decay", "label_smoothing", "drop_rate"):
         if key in config and (not _is_number(config[key]) or config[key] < 0):
             raise ConfigError(f"{key} must be a finite non-negative number, got {config[key]!r}")

@@ -83,3 +83,56 @@ def test_training_with_crop_and_erasing(squares):
     config = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": 8, "crop_padding": 2, "erasing": 0.5}
     history = train_classifier(model, data, InputSpec.fit(data.images, 1, 16), config, torch.device("cpu"), seed=0)
     assert len(history) == 2 and np.isfinite(history[-1]["loss"])
+
+
+def test_training_with_the_robustness_augmentations_is_repeatable(squares):
+    from ferbench.data import InputSpec
+    from ferbench.training import train_classifier
+    from ferbench_example import TinyCNN
+
+    data = squares(per_class=8)
+    config = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": 8, "photometric": 1.0, "occlusion": 0.5}
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = TinyCNN(num_classes=3, image_size=16)
+        history = train_classifier(model, data, InputSpec.fit(data.images, 1, 16), config, torch.device("cpu"), seed=0)
+        losses.append(history[-1]["loss"])
+    assert np.isfinite(losses[0]) and losses[0] == losses[1]
+
+
+def test_photometric_chain_is_the_identity_when_off_stays_in_range_and_is_repeatable():
+    from ferbench.augment import apply_photometric, draw_photometric
+
+    x = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    off = draw_photometric(64, torch.Generator().manual_seed(0), 0.0)
+    assert torch.allclose(apply_photometric(x, off, torch.Generator().manual_seed(0)), x, atol=1e-6)
+    on = draw_photometric(64, torch.Generator().manual_seed(1), 1.0)
+    first = apply_photometric(x, on, torch.Generator().manual_seed(2))
+    assert torch.equal(first, apply_photometric(x, on, torch.Generator().manual_seed(2)))
+    assert first.min() >= 0 and first.max() <= 1
+    changed = (first - x).abs().flatten(1).amax(1) > 1e-3
+    assert changed.float().mean() > 0.8  # nearly every chosen image is changed (all ops off: 1/32)
+
+
+def test_occlusion_covers_one_grey_rectangle_or_full_width_band_per_chosen_image():
+    from ferbench.augment import apply_pixel_augmentation, draw_occlusion
+
+    x = torch.full((200, 1, 20, 20), -1.0)  # outside [0, 1], so every occluded pixel is visible
+    boxes = draw_occlusion(200, 20, 20, torch.Generator().manual_seed(0), 1.0)
+    out = apply_pixel_augmentation(x, {"occlusion": boxes}, None)
+    bands = 0
+    for image, box in zip(out[:, 0], boxes):
+        covered = image != -1
+        rows, cols = covered.any(1).nonzero().flatten(), covered.any(0).nonzero().flatten()
+        assert covered.sum() == len(rows) * len(cols) and torch.allclose(image[covered], box[4].expand(int(covered.sum())))
+        bands += len(cols) == 20
+    assert 60 < bands < 140  # about half are bands
+    none = draw_occlusion(200, 20, 20, torch.Generator().manual_seed(0), 0.0)
+    assert torch.equal(apply_pixel_augmentation(x, {"occlusion": none}, None), x)
+
+
+@pytest.mark.parametrize("key", ["photometric", "occlusion"])
+def test_robustness_augmentations_take_a_probability(key):
+    with pytest.raises(ConfigError, match=f"{key} must be a probability"):
+        check_config({**SUPERVISED_DEFAULTS, key: 1.5})
