@@ -1,4 +1,4 @@
-"""The ``ferbench`` command line: run, eval, predict, leaderboard, list, plugins."""
+"""The ``ferbench`` command line: run, eval, robustness, predict, leaderboard, bench, list, plugins."""
 # ruff: noqa: E402  (ferbench.threads must configure OpenMP before the imports below load torch)
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ def run(
     out: OutOption = Path("results"),
     save_model: Annotated[bool, typer.Option(help="Save the trained model beside the results.")] = True,
     validation: Annotated[Optional[float], typer.Option(help="Hold out this fraction of each fold's training data (stratified; whole subjects where known) and fit temperature scaling on it.")] = None,
+    robustness: Annotated[bool, typer.Option("--robustness", help="End with a robustness pass on each test split (ferbench robustness) with the model just trained.")] = False,
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
     precision_: PrecisionOption = None,
@@ -136,7 +137,7 @@ def run(
             "seed": seed[0] if seed else None, "folds": folds, "only_folds": fold, "config": overrides or None,
             "components": parse_pairs(component or [], "--component") or None, "data_options": data_options or None,
             "device": given("device", device), "save_model": given("save_model", save_model),
-            "validation": validation})]
+            "validation": validation, "robustness": robustness or None})]
     elif suite:
         if method or dataset:
             raise ConfigError("give either --suite or --method/--dataset, not both")
@@ -149,7 +150,7 @@ def run(
                     config={**(entry.get("config") or {}), **overrides},
                     components={**(entry.get("components") or {}), **parse_pairs(component or [], "--component")},
                     data_options=data_options, device=device, out_dir=out, save_model=save_model,
-                    validation=validation))
+                    validation=validation, robustness=robustness))
         if list_runs:
             for number, r in enumerate(requests):
                 typer.echo(f"{number}\t{r.method} on {r.dataset}" + (f" (trained on {r.target})" if r.target else "")
@@ -167,8 +168,8 @@ def run(
         requests = [RunRequest(method=method, dataset=dataset, protocol=protocol, target=target, seed=s, folds=folds,
                                only_folds=fold, config=overrides,
                                components=parse_pairs(component or [], "--component"), data_options=data_options,
-                               device=device, out_dir=out, save_model=save_model, validation=validation)
-                    for s in seed or [0]]
+                               device=device, out_dir=out, save_model=save_model, validation=validation,
+                               robustness=robustness) for s in seed or [0]]
     failed = []
     for request in requests:
         try:
@@ -209,6 +210,32 @@ def eval_(
     records = evaluate(load_zoo(registry), model, dataset, split=split, device=device, out_dir=out,
                        batch_size=batch_size, tta=tta, console=console)
     console.print(f"results: [bold]{Path(records[0]['_path']).parent.parent}[/]")
+
+
+@app.command()
+def robustness(
+    model: Annotated[Optional[Path], typer.Option(help="A saved model folder (or its model.json) written by ferbench run.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name, or a folder in a supported format.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split to corrupt, or 'all' (default: private_test where there is one, else the last test split).")] = None,
+    corruption: Annotated[Optional[list[str]], typer.Option(help="Only this corruption; repeatable (default: all; ferbench list corruptions).")] = None,
+    severity: Annotated[Optional[list[int]], typer.Option(help="Only this severity (1-5); repeatable (default: all five).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the corruptions' random draws.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 512,
+    tta: Annotated[Optional[str], typer.Option(help="Test-time augmentation: none, flip or flip-shift (default: as the model was trained).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted pass in its folder (results/<run_id>), reusing the corruptions it scored.")] = None,
+    device: DeviceOption = "auto",
+    out: OutOption = Path("results"),
+    registry: RegistryOption = None,
+    threads_: ThreadsOption = None,
+    precision_: PrecisionOption = None,
+) -> None:
+    """Score a saved model on every corruption x severity of a test split: one robustness record and a heat map."""
+    precision.choose(precision_)
+    from ferbench.robustness import command
+
+    record = command(load_zoo(registry), model, dataset, split, corruption, severity, device, out, batch_size, tta,
+                     seed, resume, console)
+    console.print(f"results: [bold]{record['_path']}[/]")
 
 
 @app.command()
@@ -345,11 +372,11 @@ def _num(value, spec: str) -> str:
 
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="methods, components, datasets, protocols, suites or all.")] = "all",
+    what: Annotated[str, typer.Argument(help="methods, components, datasets, protocols, corruptions, suites or all.")] = "all",
     registry: RegistryOption = None,
 ) -> None:
-    """Show the methods, components, datasets, protocols and suites ferbench knows."""
-    sections = ("methods", "components", "datasets", "protocols", "suites")
+    """Show the methods, components, datasets, protocols, corruptions and suites ferbench knows."""
+    sections = ("methods", "components", "datasets", "protocols", "corruptions", "suites")
     if what != "all" and what not in sections:
         raise ConfigError(f"ferbench list {what}: choose one of {', '.join(sections)} or all")
     zoo = load_zoo(registry)
@@ -389,6 +416,11 @@ def list_(
         table = _table("Protocols", "name", "plugin", "summary")
         for name, spec in sorted(cat.protocols.items()):
             table.add_row(name, cat.owner[("protocols", name)], spec.summary)
+        console.print(table)
+    if "corruptions" in show:
+        table = _table("Corruptions", "name", "family", "plugin", "summary")
+        for name, spec in sorted(cat.corruptions.items(), key=lambda item: (item[1].family, item[0])):
+            table.add_row(name, spec.family, cat.owner[("corruptions", name)], spec.summary)
         console.print(table)
     if "suites" in show:
         table = _table("Suites", "name", "runs", "summary")

@@ -42,6 +42,12 @@ def ferbench_register_protocols() -> list:
 
 
 @hookspec
+def ferbench_register_corruptions() -> list:
+    """Return :class:`~ferbench.interfaces.CorruptionSpec` s: image corruptions ``ferbench robustness``
+    scores models under, each at five severities."""
+
+
+@hookspec
 def ferbench_run_start(run: dict[str, Any]) -> None:
     """A run is starting. ``run`` holds its id, method, components, dataset, protocol, seed, config and
     output folder."""

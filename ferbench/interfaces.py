@@ -212,6 +212,23 @@ class DatasetSpec:
     sniff: Callable[[Path], bool] | None = None
 
 
+@dataclass(frozen=True)
+class CorruptionSpec:
+    """An image corruption for ``ferbench robustness``: ``apply(images, severity, rng)`` takes uint8
+    ``(N, H, W)`` or ``(N, H, W, 3)`` images and returns corrupted images of the same shape and dtype.
+
+    ``severity`` is 1 (mild) to 5 (strong). ``rng`` (a ``numpy.random.Generator``) is seeded the same for
+    every severity of one corruption, and ``apply`` draws from it the same way at every severity, so the
+    five severities are one random corruption at five strengths: deterministic for a seed and monotone.
+    ``family`` groups corruptions in tables (noise, blur, digital, lighting, occlusion, geometric).
+    """
+
+    name: str
+    apply: Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+    family: str
+    summary: str = ""
+
+
 @dataclass
 class Fold:
     """One train/evaluate unit of a protocol: train on ``train``, score on each set in ``tests``.

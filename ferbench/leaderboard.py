@@ -187,6 +187,75 @@ def pareto_png(frame: pd.DataFrame, bench_rows: list[dict[str, Any]], path: Path
     return pareto_plot(path, panels)
 
 
+ROBUSTNESS_AUGMENTATIONS = ("photometric", "occlusion", "erasing")
+FAMILY_ORDER = ("noise", "blur", "digital", "lighting", "occlusion", "geometric")
+
+
+def robustness_section(records: list[dict[str, Any]], results_dir: Path) -> str:
+    """One row per robustness record: clean and mean corrupted accuracy, the drops, the worst corruption, the
+    accuracy per corruption family, and the mCE against the dataset's reference model."""
+    if not records:
+        return ""
+    rows = []
+    for r in sorted(records, key=lambda r: (r["dataset"], r["split"], -r["summary"]["mean_accuracy"])):
+        summary, config = r["summary"], r.get("training_config") or {}
+        augmentation = ", ".join(f"{k} {config[k]:g}" for k in ROBUSTNESS_AUGMENTATIONS if config.get(k)) or "none"
+        worst = summary["worst_corruption"]
+        error = summary.get("corruption_error") or {}
+        families = summary.get("by_family") or {}
+        rows.append([r["method"], f"{r['dataset']} [{r['split']}]" + (f", {r['fold']}" if r.get("fold") else ""),
+                     augmentation, f"{100 * summary['clean_accuracy']:.2f}", f"{100 * summary['mean_accuracy']:.2f}",
+                     f"{100 * summary['mean_drop']:.1f}",
+                     "-" if summary.get("drop_at_severity_3") is None else f"{100 * summary['drop_at_severity_3']:.1f}",
+                     f"{100 * summary['relative_drop']:.0f}%" if summary.get("relative_drop") is not None else "-",
+                     f"{worst['name']} {100 * worst['mean_accuracy']:.1f}",
+                     " / ".join(f"{100 * families[f]:.0f}" for f in FAMILY_ORDER if f in families) or "-",
+                     f"{100 * error['mce']:.1f}" if error.get("mce") is not None else "-",
+                     f"`{Path(r['_path']).relative_to(results_dir).parent}`"])
+    columns = ["Method", "Test set", "Robustness augmentation", "Clean %", "Mean corrupted %", "Drop (points)",
+               "Drop at severity 3", "Relative drop", "Worst corruption %", "By family % (" + "/".join(FAMILY_ORDER) + ")",
+               "mCE %", "Record"]
+    return "\n".join([
+        "## Robustness", "",
+        "`ferbench robustness`: each model scored on its test split under every corruption x severity 1-5",
+        "(`ferbench list corruptions`; picture: `docs/corruptions.jpg`). Mean corrupted: over all cells; drops are",
+        "clean minus corrupted accuracy; mCE: corruption error relative to the dataset's reference model",
+        "(registry.yaml `robustness_references`; 100% = as robust as it).", "",
+        tabulate(rows, headers=columns, tablefmt="github", disable_numparse=True)])
+
+
+def calibration_section(records: list[dict[str, Any]]) -> str:
+    """Calibration per method x dataset x split x setting (mean over folds and seeds): ECE, NLL and Brier as
+    predicted, and ECE and NLL after temperature scaling where a run fitted one (``--validation``)."""
+    rows = {}
+    for r in records:
+        metrics = r.get("metrics") or {}
+        if r.get("status", "ok") != "ok" or "ece" not in metrics:
+            continue
+        key = (r["method"], r["dataset"], r["test_split"], setting_fingerprint(r.get("config") or {}))
+        rows.setdefault(key, []).append(metrics)
+    if not rows:
+        return ""
+    table = []
+    for (method, dataset, split, setting), group in sorted(rows.items()):
+        scaled = [m["temperature_scaled"] for m in group if m.get("temperature_scaled")]
+        mean = lambda values: sum(values) / len(values)  # noqa: E731
+        table.append([method, f"{dataset} [{split}]", setting, len(group), f"{100 * mean([m['accuracy'] for m in group]):.2f}",
+                      f"{100 * mean([m['ece'] for m in group]):.2f}", f"{mean([m['nll'] for m in group]):.3f}",
+                      f"{mean([m['brier'] for m in group]):.3f}",
+                      f"{mean([s['temperature'] for s in scaled]):.2f}" if scaled else "-",
+                      f"{100 * mean([s['ece'] for s in scaled]):.2f}" if scaled else "-",
+                      f"{mean([s['nll'] for s in scaled]):.3f}" if scaled else "-"])
+    columns = ["Method", "Test set", "Setting", "Runs", "Accuracy %", "ECE %", "NLL", "Brier", "T", "ECE after T %",
+               "NLL after T"]
+    return "\n".join([
+        "## Calibration", "",
+        "Expected calibration error (15 bins), negative log-likelihood and Brier score of the predicted",
+        "probabilities; `T`: the temperature fitted on a validation split carved from the training data",
+        "(`ferbench run --validation 0.1`), never the test split. Temperature scaling leaves accuracy unchanged.", "",
+        tabulate(table, headers=columns, tablefmt="github", disable_numparse=True)])
+
+
 def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]], output: str | Path | None = None,
                       plugins=None) -> tuple[pd.DataFrame, list, Path]:
     """Write LEADERBOARD.md (and pareto.png where benchmarks exist); ``plugins`` (a PluginManager) may add
@@ -199,12 +268,15 @@ def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]],
     bench_rows = load_bench(results_dir / "bench")
     table = join_speed(aggregate(frame, paper_rows), bench_rows)
     pareto_png(frame, bench_rows, results_dir / "pareto.png")
-    sections = []
+    from ferbench.robustness import load_records as load_robustness
+
+    sections = [robustness_section(load_robustness(results_dir), results_dir), calibration_section(records)]
     if plugins is not None:
         for returned in plugins.notify("ferbench_leaderboard_sections", records=records, paper=paper_rows):
             sections += [s for s in returned or [] if isinstance(s, str) and s.strip()]
     output = Path(output) if output else results_dir / "LEADERBOARD.md"
     failed = [r for r in records if r.get("status") == "failed"]
+    sections = [s for s in sections if s]
     write_text(output, leaderboard_markdown(table, iter_reasons(skipped), results_dir, sections, failed))
     return table, iter_reasons(skipped), output
 

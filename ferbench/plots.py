@@ -115,3 +115,29 @@ def reliability_png(path: str | Path, curves: dict[str, Sequence[dict]], title: 
     counts.set_xlabel("confidence (top-class probability)")
     counts.set_ylabel("share")
     return save_figure(fig, path)
+
+
+def robustness_heatmap_png(path: str | Path, record: dict) -> Path:
+    """Accuracy per corruption (rows, grouped by family) and severity (columns), with the clean accuracy as
+    the first column (a ``ferbench.robustness/1`` record)."""
+    plt = pyplot()
+    severities = record["severities"]
+    names = list(dict.fromkeys(c["corruption"] for c in record["cells"]))
+    accuracy = {(c["corruption"], c["severity"]): c["accuracy"] for c in record["cells"]}
+    clean = record["clean"]["accuracy"]
+    grid = np.array([[clean] + [accuracy.get((n, s), np.nan) for s in severities] for n in names]) * 100
+    fig, ax = plt.subplots(figsize=(1.6 + 0.75 * (len(severities) + 1), 1.0 + 0.32 * len(names)))
+    image = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=max(100 * clean, 1), aspect="auto")
+    ax.set_xticks(range(len(severities) + 1), ["clean"] + [str(s) for s in severities])
+    families = {c["corruption"]: c["family"] for c in record["cells"]}
+    ax.set_yticks(range(len(names)), [f"{n.replace('_', ' ')} ({families[n]})" for n in names], fontsize=7)
+    ax.set_xlabel("severity")
+    for i in range(len(names)):
+        for j in range(len(severities) + 1):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=7)
+    summary = record["summary"]
+    ax.set_title(f"{record['method']} on {record['dataset']} [{record['split']}]: accuracy %\n"
+                 f"clean {100 * clean:.1f}, mean corrupted {100 * summary['mean_accuracy']:.1f}", fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return save_figure(fig, path, dpi=90)

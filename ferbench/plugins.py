@@ -30,6 +30,7 @@ from ferbench.errors import ConfigError, PluginError, unknown_name
 from ferbench.interfaces import (
     COMPONENT_KINDS,
     ComponentSpec,
+    CorruptionSpec,
     DatasetSpec,
     MethodSpec,
     ProtocolSpec,
@@ -44,6 +45,7 @@ REGISTRATIONS: dict[str, tuple[str, type]] = {
     "ferbench_register_components": ("components", ComponentSpec),
     "ferbench_register_datasets": ("datasets", DatasetSpec),
     "ferbench_register_protocols": ("protocols", ProtocolSpec),
+    "ferbench_register_corruptions": ("corruptions", CorruptionSpec),
 }
 
 
@@ -67,6 +69,7 @@ class Catalog:
     components: dict[str, ComponentSpec] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     protocols: dict[str, ProtocolSpec] = field(default_factory=dict)
+    corruptions: dict[str, CorruptionSpec] = field(default_factory=dict)
     owner: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def component(self, name: str, kind: str | None = None) -> tuple[ComponentSpec, str | None]:

@@ -34,7 +34,7 @@ PROTOCOL_OPTIONS = {"folds"}
 Schema = Mapping[str, tuple[tuple[type, ...], bool]]
 STR, INT, NUM, DICT, LIST = (str,), (int,), (int, float), (dict,), (list,)
 TOP: Schema = {"version": (INT, True), "methods": (DICT, False), "datasets": (DICT, False),
-               "protocols": (DICT, False), "suites": (DICT, False)}
+               "protocols": (DICT, False), "suites": (DICT, False), "robustness_references": (DICT, False)}
 METHOD: Schema = {"plugin": (STR, True), "summary": (STR, False), "components": (DICT, False),
                   "defaults": (DICT, False), "paper": (DICT, False), "notes": (STR, False)}
 PAPER: Schema = {"title": (STR, True), "authors": (STR, False), "year": (INT, False), "source": (STR, False),
@@ -101,6 +101,9 @@ class Registry:
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
     suites: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # dataset -> the robustness record (a path, relative to the registry file) that corruption errors on
+    # that dataset are normalised to, as ImageNet-C's mCE is to AlexNet's.
+    robustness_references: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> "Registry":
@@ -141,8 +144,12 @@ class Registry:
                     if section == "protocols":
                         for key in set(_mapping(entry.get("options"))) - PROTOCOL_OPTIONS:
                             problems.add(f"{where}.options.{key}", f"unknown protocol option (known: {', '.join(PROTOCOL_OPTIONS)})")
+        for dataset, reference in _mapping(data.get("robustness_references")).items():
+            if not isinstance(reference, str):
+                problems.add(f"robustness_references.{dataset}", "must be the path of a robustness record")
         problems.raise_if_any()
-        return cls(path=path, **{s: dict(data.get(s) or {}) for s in ("methods", "datasets", "protocols", "suites")})
+        return cls(path=path, **{s: dict(data.get(s) or {}) for s in ("methods", "datasets", "protocols", "suites",
+                                                                     "robustness_references")})
 
 
 def _mapping(value: Any) -> dict:

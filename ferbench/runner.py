@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ferbench import distributed, threads
+from ferbench import distributed, robustness, threads
 from ferbench.calibration import apply_temperature, calibration_scores, fit_temperature, reliability_bins
 from ferbench.checkpoint import TrainingCheckpoint, load_model
 from ferbench.data import Dataset
@@ -69,11 +69,12 @@ class RunRequest:
     resume: Path | None = None  # a run folder to continue (its run.json must agree with the rest)
     # A fraction of each fold's training data held out to fit temperature scaling on (None: no scaling).
     validation: float | None = None
+    robustness: bool = False  # after scoring, score each test split under every corruption x severity
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
 REQUEST_FIELDS = ("method", "dataset", "protocol", "target", "seed", "folds", "only_folds", "config", "components",
-                  "data_options", "device", "save_model", "validation")
+                  "data_options", "device", "save_model", "validation", "robustness")
 
 
 def resume_request(run_dir: str | Path, given: dict[str, Any]) -> RunRequest:
@@ -196,7 +197,9 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     resolved = _plain({"method": method.name, "components": components, "dataset": dataset.name,
                        "target": target_data.name if target_data else None, "protocol": protocol_name,
                        "seed": request.seed, "config": config, "folds": [f.name for f in folds],
-                       "validation": request.validation})
+                       "validation": request.validation, "robustness": request.robustness})
+    if request.robustness:
+        robustness.select(zoo.catalog.corruptions, None, None)  # no corruptions: say so before training
     _dry_run(zoo, method, folds[0], config, components, request, device)
 
     if request.resume:
@@ -412,6 +415,14 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
                          timings, fold_dir, saved, calibration)
         records.append(record)
         _print_summary(tracker.console, record)
+        if request.robustness:
+            header = {key: common[key] for key in ("run_id", "method", "components", "dataset", "train_dataset",
+                                                   "device", "git", "environment", "command")}
+            header.update(fold=fold.name, split=split, tta=config.get("tta"), training_config=config,
+                          model={"path": str(saved) if saved else None, "trained_by": {"method": method.name}})
+            corruptions = robustness.select(zoo.catalog.corruptions, None, None)[0]
+            robustness.in_run(model, test, model.classes, header, zoo.registry, corruptions, request.seed,
+                              fold_dir / f"robustness-{slug(split)}.json", tracker.console)
     checkpoint.remove()  # the results and the model are written; the training state is no longer needed
     return records
 
