@@ -286,7 +286,8 @@ def leaderboard(
     if not results.is_dir():
         raise ConfigError(f"--results {results}: no such folder")
     zoo = load_zoo(registry)
-    table, skipped, path = write_leaderboard(results, zoo.paper_numbers(), output, plugins=zoo.plugins)
+    table, skipped, path = write_leaderboard(results, zoo.paper_numbers(), output, plugins=zoo.plugins,
+                                             registry=zoo.registry)
     rich_table = Table(title=f"ferbench leaderboard ({path})", title_justify="left")
     for column in table.columns:
         rich_table.add_column(column, justify="right" if "%" in column or column == "Runs" else "left")

@@ -191,9 +191,12 @@ ROBUSTNESS_AUGMENTATIONS = ("photometric", "occlusion", "erasing")
 FAMILY_ORDER = ("noise", "blur", "digital", "lighting", "occlusion", "geometric")
 
 
-def robustness_section(records: list[dict[str, Any]], results_dir: Path) -> str:
+def robustness_section(records: list[dict[str, Any]], results_dir: Path, registry=None) -> str:
     """One row per robustness record: clean and mean corrupted accuracy, the drops, the worst corruption, the
-    accuracy per corruption family, and the mCE against the dataset's reference model."""
+    accuracy per corruption family, and the mCE against the reference model registry.yaml names for the
+    dataset now (computed here, so a reference named after a record was written still applies)."""
+    from ferbench.robustness import corruption_error, reference_for
+
     if not records:
         return ""
     rows = []
@@ -201,7 +204,10 @@ def robustness_section(records: list[dict[str, Any]], results_dir: Path) -> str:
         summary, config = r["summary"], r.get("training_config") or {}
         augmentation = ", ".join(f"{k} {config[k]:g}" for k in ROBUSTNESS_AUGMENTATIONS if config.get(k)) or "none"
         worst = summary["worst_corruption"]
-        error = summary.get("corruption_error") or {}
+        reference, named = reference_for(registry, r["dataset"], r["split"]) if registry else (None, None)
+        accuracy = {(c["corruption"], c["severity"]): c["accuracy"] for c in r["cells"]}
+        error = (corruption_error(r["clean"], accuracy, reference, named) if reference
+                 else summary.get("corruption_error")) or {}
         families = summary.get("by_family") or {}
         rows.append([r["method"], f"{r['dataset']} [{r['split']}]" + (f", {r['fold']}" if r.get("fold") else ""),
                      augmentation, f"{100 * summary['clean_accuracy']:.2f}", f"{100 * summary['mean_accuracy']:.2f}",
@@ -257,9 +263,9 @@ def calibration_section(records: list[dict[str, Any]]) -> str:
 
 
 def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]], output: str | Path | None = None,
-                      plugins=None) -> tuple[pd.DataFrame, list, Path]:
+                      plugins=None, registry=None) -> tuple[pd.DataFrame, list, Path]:
     """Write LEADERBOARD.md (and pareto.png where benchmarks exist); ``plugins`` (a PluginManager) may add
-    sections of their own."""
+    sections of their own; ``registry`` names the reference models of the robustness section's mCE."""
     from ferbench.bench import load_bench
 
     results_dir = Path(results_dir)
@@ -270,7 +276,7 @@ def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]],
     pareto_png(frame, bench_rows, results_dir / "pareto.png")
     from ferbench.robustness import load_records as load_robustness
 
-    sections = [robustness_section(load_robustness(results_dir), results_dir), calibration_section(records)]
+    sections = [robustness_section(load_robustness(results_dir), results_dir, registry), calibration_section(records)]
     if plugins is not None:
         for returned in plugins.notify("ferbench_leaderboard_sections", records=records, paper=paper_rows):
             sections += [s for s in returned or [] if isinstance(s, str) and s.strip()]

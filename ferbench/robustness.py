@@ -232,7 +232,7 @@ def for_model(predict: Predict, test: Dataset, classes: Sequence[str], header: d
 def print_summary(console: Console, record: dict[str, Any]) -> None:
     summary = record["summary"]
     worst = summary["worst_corruption"]
-    line = (f"{record['method']} on {record['dataset']} [{record['split']}]: clean {summary['clean_accuracy']:.2%}, "
+    line = (f"{record['method']} on {record['dataset']} \\[{record['split']}]: clean {summary['clean_accuracy']:.2%}, "
             f"mean corrupted {summary['mean_accuracy']:.2%} (drop {summary['mean_drop'] * 100:.1f} points"
             + (f", {summary['drop_at_severity_3'] * 100:.1f} at severity 3" if summary["drop_at_severity_3"] is not None else "")
             + f"), worst {worst['name']} {worst['mean_accuracy']:.2%}")
@@ -302,7 +302,7 @@ def command(zoo, model_path: Path | None, dataset_name: str | None, split: str |
               "environment": environment({n: p.version for n, p in zoo.plugins.plugins.items()}),
               "command": {"argv": list(sys.argv), "cwd": os.getcwd()}}
     console.print(f"[bold]{method}[/] (trained on {header['train_dataset']}) under {len(corruptions)} corruptions x "
-                  f"{len(severities)} severities on [bold]{dataset.name}[/] [{split}], {len(test):,} images")
+                  f"{len(severities)} severities on [bold]{dataset.name}[/] \\[{split}], {len(test):,} images")
     predict = lambda images: predict_proba(model, images, input_spec, torch_device, batch_size, views)  # noqa: E731
     record = for_model(predict, test, classes, header, zoo.registry, corruptions, severities, seed,
                        run_dir / "robustness.json", console)
@@ -330,6 +330,19 @@ def load_records(root: str | Path) -> list[dict[str, Any]]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and record.get("schema") == ROBUSTNESS_SCHEMA and "summary" in record:
+        if isinstance(record, dict) and record.get("schema") == ROBUSTNESS_SCHEMA and _readable(record):
             records.append({**record, "_path": os.fspath(path)})
     return records
+
+
+def _readable(record: dict[str, Any]) -> bool:
+    """Whether ``record`` has every field the leaderboard reads (a hand-edited or truncated one is left out)."""
+    summary, cells = record.get("summary"), record.get("cells")
+    try:
+        return (all(isinstance(record.get(k), str) for k in ("method", "dataset", "split"))
+                and isinstance(record["clean"]["accuracy"], (int, float))
+                and all(isinstance(summary[k], (int, float)) for k in ("clean_accuracy", "mean_accuracy", "mean_drop"))
+                and isinstance(summary["worst_corruption"]["name"], str)
+                and isinstance(cells, list) and all(isinstance(c["accuracy"], (int, float)) for c in cells))
+    except (KeyError, TypeError):
+        return False

@@ -197,7 +197,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
     resolved = _plain({"method": method.name, "components": components, "dataset": dataset.name,
                        "target": target_data.name if target_data else None, "protocol": protocol_name,
                        "seed": request.seed, "config": config, "folds": [f.name for f in folds],
-                       "validation": request.validation, "robustness": request.robustness})
+                       "validation": request.validation, "robustness": request.robustness or None})
     if request.robustness:
         robustness.select(zoo.catalog.corruptions, None, None)  # no corruptions: say so before training
     _dry_run(zoo, method, folds[0], config, components, request, device)

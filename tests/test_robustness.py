@@ -121,3 +121,31 @@ def test_the_leaderboard_has_robustness_and_calibration_sections(zoo, tmp_path):
     calibration = text.split("## Calibration")[1]
     (row,) = cells(calibration)
     assert row[:2] == ["example-tinycnn", "squares [test]"] and row[8] != "-"  # a fitted temperature
+
+
+def test_the_leaderboard_normalises_to_the_reference_the_registry_names_now(zoo, saved_model, tmp_path, write_registry):
+    from rich.console import Console
+
+    from ferbench.leaderboard import robustness_section
+    from ferbench.registry import Registry
+    from ferbench.robustness import load_records
+
+    record = pass_(zoo, saved_model, tmp_path, Console(file=open(tmp_path / "log", "w")))
+    assert record["summary"]["corruption_error"] is None  # no reference named when it was written
+    registry = Registry.load(write_registry({"version": 1, "robustness_references": {
+        "squares": str(Path(record["_path"]).relative_to(tmp_path))}}))
+    section = robustness_section(load_records(tmp_path / "robust"), tmp_path / "robust", registry)
+    row = [line for line in section.splitlines() if line.startswith("| example-tinycnn")][0]
+    assert [c.strip() for c in row.split("|")[1:-1]][10] == "100.0"  # the reference against itself
+    with pytest.raises(ConfigError, match="robustness_references.squares: cannot read"):
+        robustness_section(load_records(tmp_path / "robust"), tmp_path / "robust",
+                           Registry.load(write_registry({"version": 1, "robustness_references": {"squares": "gone.json"}})))
+
+
+def test_a_broken_robustness_record_is_left_out_of_the_leaderboard(tmp_path):
+    from ferbench.robustness import load_records
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "robustness.json").write_text(json.dumps({"schema": ROBUSTNESS_SCHEMA, "summary": {}}))
+    (tmp_path / "a" / "robustness-test.json").write_text("{not json")
+    assert load_records(tmp_path) == []
