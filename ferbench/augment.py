@@ -14,7 +14,7 @@ trains through :func:`ferbench.training.train_classifier`):
 Two more act on pixels on the [0, 1] scale, before normalisation (:func:`apply_pixel_augmentation`), for
 robustness to what cameras do to faces:
 
-- ``photometric`` (probability, 0 = off): an AugMix-style chain (Hendrycks et al. 2020, without its
+- ``augmix`` (probability, 0 = off): an AugMix-style photometric chain (Hendrycks et al. 2020, without its
   consistency loss): each op of brightness (x0.4-1.8), contrast (x0.3-1.5 about the image's mean), gamma
   (0.5-2), Gaussian blur (up to sigma 2.5) and Gaussian noise (sigma up to 0.12) is on with probability
   1/2 at a random strength, and the result is blended with the clean image by a uniform weight;
@@ -48,9 +48,9 @@ import torch.nn.functional as F
 
 Parameters = dict[str, torch.Tensor]
 """Per-image augmentation parameters, one row per image: ``affine`` (N, 2, 3), ``crop`` (N, 3), ``erase`` (N, 5),
-``photometric`` (N, 6), ``occlusion`` (N, 6)."""
+``augmix`` (N, 6), ``occlusion`` (N, 6)."""
 
-PIXEL_KEYS = ("photometric", "occlusion")
+PIXEL_KEYS = ("augmix", "occlusion")
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, config: dict[str, Any]) -> torch.Tensor:
@@ -68,8 +68,8 @@ def draw_augmentation(n: int, size: tuple[int, int], generator: torch.Generator,
         parameters["crop"] = draw_crop(n, generator, int(config["crop_padding"]), flip=not config.get("augment"))
     if config.get("erasing"):
         parameters["erase"] = draw_erasing(n, *size, generator, float(config["erasing"]))
-    if config.get("photometric"):
-        parameters["photometric"] = draw_photometric(n, generator, float(config["photometric"]))
+    if config.get("augmix"):
+        parameters["augmix"] = draw_augmix(n, generator, float(config["augmix"]))
     if config.get("occlusion"):
         parameters["occlusion"] = draw_occlusion(n, *size, generator, float(config["occlusion"]))
     return parameters
@@ -88,10 +88,10 @@ def apply_augmentation(x: torch.Tensor, parameters: Parameters, config: dict[str
 
 
 def apply_pixel_augmentation(x: torch.Tensor, parameters: Parameters, noise: torch.Generator | None) -> torch.Tensor:
-    """The ``photometric`` and ``occlusion`` transforms of ``parameters`` on pixels ``x`` in [0, 1] (before
-    normalisation); ``noise`` (a generator on ``x``'s device) draws the photometric chain's pixel noise."""
-    if "photometric" in parameters:
-        x = apply_photometric(x, parameters["photometric"], noise)
+    """The ``augmix`` and ``occlusion`` transforms of ``parameters`` on pixels ``x`` in [0, 1] (before
+    normalisation); ``noise`` (a generator on ``x``'s device) draws the AugMix chain's pixel noise."""
+    if "augmix" in parameters:
+        x = apply_augmix(x, parameters["augmix"], noise)
     if "occlusion" in parameters:
         occlusion = parameters["occlusion"]
         x = torch.where(_box_mask(x, occlusion)[:, None], occlusion[:, 4, None, None, None].to(x.dtype), x)
@@ -186,7 +186,7 @@ def _log_uniform(n: int, low: float, high: float, generator: torch.Generator) ->
     return torch.exp(_uniform(n, math.log(low), math.log(high), generator))
 
 
-def draw_photometric(n: int, generator: torch.Generator, probability: float) -> torch.Tensor:
+def draw_augmix(n: int, generator: torch.Generator, probability: float) -> torch.Tensor:
     """``(n, 6)``: brightness factor, contrast factor, gamma, blur level (0-2), noise sigma and the weight of
     the augmented image in the blend with the clean one; an op that is off (or an image not chosen) gets
     its neutral value, so the row is the identity."""
@@ -215,8 +215,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (radius,) * 4, mode="replicate"), kernel, groups=x.shape[1])
 
 
-def apply_photometric(x: torch.Tensor, photometric: torch.Tensor, noise: torch.Generator | None) -> torch.Tensor:
-    brightness, contrast, gamma, blur, sigma, weight = (photometric[:, i, None, None, None].to(x.dtype) for i in range(6))
+def apply_augmix(x: torch.Tensor, chain: torch.Tensor, noise: torch.Generator | None) -> torch.Tensor:
+    brightness, contrast, gamma, blur, sigma, weight = (chain[:, i, None, None, None].to(x.dtype) for i in range(6))
     y = (x * brightness).clamp(0, 1)
     mean = y.mean(dim=(1, 2, 3), keepdim=True)
     y = ((y - mean) * contrast + mean).clamp(0, 1)

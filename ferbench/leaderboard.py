@@ -187,7 +187,9 @@ def pareto_png(frame: pd.DataFrame, bench_rows: list[dict[str, Any]], path: Path
     return pareto_plot(path, panels)
 
 
-ROBUSTNESS_AUGMENTATIONS = ("photometric", "occlusion", "erasing")
+# "photometric" is augmix's first name (records of commit 1b3f646); a bool "photometric" is another
+# method's option (the Arabian GAN's), not an augmentation.
+ROBUSTNESS_AUGMENTATIONS = ("augmix", "photometric", "occlusion", "erasing")
 FAMILY_ORDER = ("noise", "blur", "digital", "lighting", "occlusion", "geometric")
 
 
@@ -202,7 +204,8 @@ def robustness_section(records: list[dict[str, Any]], results_dir: Path, registr
     rows = []
     for r in sorted(records, key=lambda r: (r["dataset"], r["split"], -r["summary"]["mean_accuracy"])):
         summary, config = r["summary"], r.get("training_config") or {}
-        augmentation = ", ".join(f"{k} {config[k]:g}" for k in ROBUSTNESS_AUGMENTATIONS if config.get(k)) or "none"
+        augmentation = ", ".join(f"{k} {config[k]:g}" for k in ROBUSTNESS_AUGMENTATIONS
+                                 if config.get(k) and not isinstance(config[k], bool)) or "none"
         worst = summary["worst_corruption"]
         reference, named = reference_for(registry, r["dataset"], r["split"]) if registry else (None, None)
         accuracy = {(c["corruption"], c["severity"]): c["accuracy"] for c in r["cells"]}

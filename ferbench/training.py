@@ -41,7 +41,7 @@ SUPERVISED_DEFAULTS: dict[str, Any] = {
     "augment": True,  # random rotation, shift, zoom and flip (ferbench.augment)
     "crop_padding": 0,  # > 0: random crop after reflection padding by this many pixels
     "erasing": 0.0,  # > 0: probability of random erasing per image
-    "photometric": 0.0,  # > 0: probability of an AugMix-style brightness/contrast/gamma/blur/noise chain per image
+    "augmix": 0.0,  # > 0: probability of an AugMix-style brightness/contrast/gamma/blur/noise chain per image
     "occlusion": 0.0,  # > 0: probability of a grey patch or band over each image
     "drop_rate": 0.0,
     "image_size": None,  # None: the training set's own size
@@ -166,7 +166,7 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
         pixel_level = any(k in augmentation for k in PIXEL_KEYS)
         # Pixel noise is drawn on the device, from a generator seeded once per epoch by the run's generator.
         noise = (torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-                 if "photometric" in augmentation else None)
+                 if "augmix" in augmentation else None)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         done = 0
@@ -494,7 +494,7 @@ def check_config(config: dict[str, Any]) -> None:
     if "crop_padding" in config and (not isinstance(config["crop_padding"], int) or isinstance(config["crop_padding"], bool)
                                      or config["crop_padding"] < 0):
         raise ConfigError(f"crop_padding must be a non-negative integer (pixels), got {config['crop_padding']!r}")
-    for key in ("erasing", "photometric", "occlusion"):
+    for key in ("erasing", "augmix", "occlusion"):
         if key in config and (not isinstance(config[key], (int, float)) or isinstance(config[key], bool)
                               or not 0 <= config[key] <= 1):
             raise ConfigError(f"{key} must be a probability from 0 to 1, got {config[key]!r}")

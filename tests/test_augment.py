@@ -91,7 +91,7 @@ def test_training_with_the_robustness_augmentations_is_repeatable(squares):
     from ferbench_example import TinyCNN
 
     data = squares(per_class=8)
-    config = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": 8, "photometric": 1.0, "occlusion": 0.5}
+    config = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": 8, "augmix": 1.0, "occlusion": 0.5}
     losses = []
     for _ in range(2):
         torch.manual_seed(0)
@@ -101,15 +101,15 @@ def test_training_with_the_robustness_augmentations_is_repeatable(squares):
     assert np.isfinite(losses[0]) and losses[0] == losses[1]
 
 
-def test_photometric_chain_is_the_identity_when_off_stays_in_range_and_is_repeatable():
-    from ferbench.augment import apply_photometric, draw_photometric
+def test_augmix_chain_is_the_identity_when_off_stays_in_range_and_is_repeatable():
+    from ferbench.augment import apply_augmix, draw_augmix
 
     x = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    off = draw_photometric(64, torch.Generator().manual_seed(0), 0.0)
-    assert torch.allclose(apply_photometric(x, off, torch.Generator().manual_seed(0)), x, atol=1e-6)
-    on = draw_photometric(64, torch.Generator().manual_seed(1), 1.0)
-    first = apply_photometric(x, on, torch.Generator().manual_seed(2))
-    assert torch.equal(first, apply_photometric(x, on, torch.Generator().manual_seed(2)))
+    off = draw_augmix(64, torch.Generator().manual_seed(0), 0.0)
+    assert torch.allclose(apply_augmix(x, off, torch.Generator().manual_seed(0)), x, atol=1e-6)
+    on = draw_augmix(64, torch.Generator().manual_seed(1), 1.0)
+    first = apply_augmix(x, on, torch.Generator().manual_seed(2))
+    assert torch.equal(first, apply_augmix(x, on, torch.Generator().manual_seed(2)))
     assert first.min() >= 0 and first.max() <= 1
     changed = (first - x).abs().flatten(1).amax(1) > 1e-3
     assert changed.float().mean() > 0.8  # nearly every chosen image is changed (all ops off: 1/32)
@@ -132,7 +132,7 @@ def test_occlusion_covers_one_grey_rectangle_or_full_width_band_per_chosen_image
     assert torch.equal(apply_pixel_augmentation(x, {"occlusion": none}, None), x)
 
 
-@pytest.mark.parametrize("key", ["photometric", "occlusion"])
+@pytest.mark.parametrize("key", ["augmix", "occlusion"])
 def test_robustness_augmentations_take_a_probability(key):
     with pytest.raises(ConfigError, match=f"{key} must be a probability"):
         check_config({**SUPERVISED_DEFAULTS, key: 1.5})
