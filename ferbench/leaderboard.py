@@ -213,7 +213,7 @@ def robustness_section(records: list[dict[str, Any]], results_dir: Path, registr
                  else summary.get("corruption_error")) or {}
         families = summary.get("by_family") or {}
         rows.append([r["method"], f"{r['dataset']} [{r['split']}]" + (f", {r['fold']}" if r.get("fold") else ""),
-                     augmentation, f"{100 * summary['clean_accuracy']:.2f}", f"{100 * summary['mean_accuracy']:.2f}",
+                     augmentation, r.get("tta") or "-", f"{100 * summary['clean_accuracy']:.2f}", f"{100 * summary['mean_accuracy']:.2f}",
                      f"{100 * summary['mean_drop']:.1f}",
                      "-" if summary.get("drop_at_severity_3") is None else f"{100 * summary['drop_at_severity_3']:.1f}",
                      f"{100 * summary['relative_drop']:.0f}%" if summary.get("relative_drop") is not None else "-",
@@ -221,7 +221,7 @@ def robustness_section(records: list[dict[str, Any]], results_dir: Path, registr
                      " / ".join(f"{100 * families[f]:.0f}" for f in FAMILY_ORDER if f in families) or "-",
                      f"{100 * error['mce']:.1f}" if error.get("mce") is not None else "-",
                      f"`{Path(r['_path']).relative_to(results_dir).parent}`"])
-    columns = ["Method", "Test set", "Robustness augmentation", "Clean %", "Mean corrupted %", "Drop (points)",
+    columns = ["Method", "Test set", "Robustness augmentation", "TTA", "Clean %", "Mean corrupted %", "Drop (points)",
                "Drop at severity 3", "Relative drop", "Worst corruption %", "By family % (" + "/".join(FAMILY_ORDER) + ")",
                "mCE %", "Record"]
     return "\n".join([

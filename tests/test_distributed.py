@@ -34,7 +34,8 @@ def test_two_gloo_processes_train_one_run_and_only_rank_0_writes(tmp_path, write
     (run_dir,) = out.iterdir()  # one run folder: the second process made none of its own
     written = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
     assert written == ["holdout/confusion-test.png", "holdout/model/model.json", "holdout/model/model.safetensors",
-                       "holdout/result-test.json", "holdout/time-to-accuracy-test.png", "run.json"]
+                       "holdout/reliability-test.png", "holdout/result-test.json", "holdout/time-to-accuracy-test.png",
+                       "run.json"]
     record = json.loads((run_dir / "holdout" / "result-test.json").read_text())
     assert record["device"]["world_size"] == 2 and record["device"]["backend"] == "gloo"
     assert record["status"] == "ok" and [p["epoch"] for p in record["time_to_accuracy"]] == [1, 2, 3]
