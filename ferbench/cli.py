@@ -37,6 +37,8 @@ RegistryOption = Annotated[Optional[Path], typer.Option(
     "--registry", envvar=REGISTRY_ENV, help="Registry file (default: the registry.yaml of the ferbench checkout).")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder results are written into.")]
+TtaOption = Annotated[Optional[str], typer.Option(
+    help="Test-time augmentation: none, flip or flip-shift (default: as each model was trained).")]
 PrecisionOption = Annotated[Optional[str], typer.Option(
     "--precision", help="auto (bf16 autocast on CUDA, fp32 on a CPU), fp32, or bf16 (also on a CPU with AVX512-BF16/AMX: the CPU recipe).")]
 # Read from the command line by ferbench.threads before torch loads (see there); declared here for --help.
@@ -194,7 +196,7 @@ def eval_(
     dataset: Annotated[str, typer.Option(help="Dataset name, or a folder in a supported format.")],
     split: Annotated[Optional[str], typer.Option(help="Split to score, or 'all' (default: every test split).")] = None,
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 256,
-    tta: Annotated[Optional[str], typer.Option(help="Test-time augmentation: none, flip or flip-shift (default: as each model was trained).")] = None,
+    tta: TtaOption = None,
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
     registry: RegistryOption = None,
@@ -221,7 +223,7 @@ def robustness(
     severity: Annotated[Optional[list[int]], typer.Option(help="Only this severity (1-5); repeatable (default: all five).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the corruptions' random draws.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 512,
-    tta: Annotated[Optional[str], typer.Option(help="Test-time augmentation: none, flip or flip-shift (default: as the model was trained).")] = None,
+    tta: TtaOption = None,
     resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted pass in its folder (results/<run_id>), reusing the corruptions it scored.")] = None,
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
