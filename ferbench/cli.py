@@ -247,8 +247,8 @@ def predict(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the table here (default: standard output).")] = None,
     format_: Annotated[Optional[str], typer.Option("--format", help="csv or json (default: from --output's suffix, else csv).")] = None,
     annotate: Annotated[Optional[Path], typer.Option(help="Folder for copies of the photos with each face boxed and labelled.")] = None,
-    detect: Annotated[Optional[str], typer.Option(help="Face detector: haar, or none for images that are face crops already.")] = None,
-    margin: Annotated[Optional[float], typer.Option(help="Crop margin around the face, a fraction of its side (default: the model's training crops').")] = None,
+    detector: Annotated[Optional[str], typer.Option("--detector", "--detect", help="Face detector (ferbench list detectors), auto, or none for images that are face crops already (default: the training photos' detector, else auto).")] = None,
+    margin: Annotated[Optional[float], typer.Option(help="Crop margin around the face, a fraction of its side (default: the detector's calibrated margin, or the training photos' margin).")] = None,
     mask: Annotated[Optional[bool], typer.Option("--mask/--no-mask", help="Black out the background outside the face ellipse (default: as in training).")] = None,
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 64,
     device: DeviceOption = "auto",
@@ -264,7 +264,7 @@ def predict(
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
     result = predict_faces(model, inputs, load_zoo(registry).catalog.build, resolve_device(device), batch_size,
-                           detect=detect, margin=margin, mask=mask, annotate=annotate)
+                           detect=detector, margin=margin, mask=mask, annotate=annotate)
     text = write_predictions(result, output, format_)
     if output is None:
         sys.stdout.write(text)
@@ -375,11 +375,11 @@ def _num(value, spec: str) -> str:
 
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="methods, components, datasets, protocols, corruptions, suites or all.")] = "all",
+    what: Annotated[str, typer.Argument(help="methods, components, datasets, protocols, corruptions, detectors, suites or all.")] = "all",
     registry: RegistryOption = None,
 ) -> None:
-    """Show the methods, components, datasets, protocols, corruptions and suites ferbench knows."""
-    sections = ("methods", "components", "datasets", "protocols", "corruptions", "suites")
+    """Show the methods, components, datasets, protocols, corruptions, face detectors and suites ferbench knows."""
+    sections = ("methods", "components", "datasets", "protocols", "corruptions", "detectors", "suites")
     if what != "all" and what not in sections:
         raise ConfigError(f"ferbench list {what}: choose one of {', '.join(sections)} or all")
     zoo = load_zoo(registry)
@@ -425,6 +425,20 @@ def list_(
         for name, spec in sorted(cat.corruptions.items(), key=lambda item: (item[1].family, item[0])):
             table.add_row(name, spec.family, cat.owner[("corruptions", name)], spec.summary)
         console.print(table)
+    if "detectors" in show:
+        from ferbench.faces import load_detector
+
+        table = _table("Face detectors", "name", "plugin", "priority", "margin", "status", "summary")
+        for name, spec in sorted(cat.detectors.items(), key=lambda item: -item[1].priority):
+            try:
+                load_detector(name)
+                status = "[green]ok"
+            except ConfigError as error:
+                status = f"[red]{error}"
+            table.add_row(name, cat.owner[("detectors", name)], str(spec.priority), f"{spec.margin:.2f}", status,
+                          spec.summary)
+        table.caption = "detect=auto takes the highest-priority detector that loads; detect=none: the images are faces."
+        console.print(table)
     if "suites" in show:
         table = _table("Suites", "name", "runs", "summary")
         for name, entry in sorted(reg.suites.items()):
@@ -432,6 +446,61 @@ def list_(
                              for r in entry["runs"])
             table.add_row(name, runs, entry.get("summary", ""))
         console.print(table)
+
+
+@app.command("calibrate-detectors")
+def calibrate_detectors(
+    dataset: Annotated[str, typer.Option(help="Dataset of face crops (a registered name), e.g. fer2013 or ckplus48.")],
+    detector: Annotated[Optional[list[str]], typer.Option(help="Only this detector; repeatable (default: every one that loads).")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Only the images of this split (default: all).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many images, evenly spaced.")] = 1500,
+    upscale: Annotated[int, typer.Option(min=1, help="Upscale the crops this many times (48 px -> 192 px).")] = 4,
+    out: OutOption = Path("results/detectors"),
+    registry: RegistryOption = None,
+) -> None:
+    """Measure each face detector on a dataset's crops, alone and inside a larger frame: faces found, box
+    size and the crop margin that makes its crops of photos match the dataset's, time per photo."""
+    import cv2
+    import numpy as np
+
+    from ferbench.faces import load_detector, measure_detector
+    from ferbench.files import write_json
+    from ferbench.results import environment, git_info, now_iso
+
+    zoo = load_zoo(registry)
+    names = detector or sorted(zoo.catalog.detectors)
+    usable = []
+    for name in names:
+        try:
+            load_detector(name)
+            usable.append(name)
+        except ConfigError as error:
+            if detector:
+                raise
+            errors.print(f"[yellow]skipped[/] {name}: {error}")
+    data = zoo.dataset(dataset).load()
+    images = data.images if split is None else data.images[data.splits == split]
+    if not len(images):
+        raise ConfigError(f"--split {split}: dataset {dataset} has no images in it "
+                          f"(splits: {', '.join(sorted(set(data.splits.tolist())))})")
+    images = images[np.linspace(0, len(images) - 1, min(limit, len(images))).astype(int)]
+    if images.ndim == 4:
+        images = np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images])
+    border = images.shape[1] * upscale // 4  # a 48-pixel border around a 192-pixel face: a 288-pixel photo
+    rows = [measure_detector(name, images, upscale, frame) for name in usable for frame in (0, border)]
+    table = _table(f"Face detectors on {dataset} {split or ''} ({len(images)} crops, {upscale}x)", "detector", "photo",
+                   "found", "box side", "margin", "ms/photo")
+    for row in rows:
+        size = images.shape[1] * upscale + 2 * row["border"]
+        table.add_row(row["detector"], f"{size} px" + (" (framed)" if row["border"] else ""), f"{row['found']:.1%}",
+                      f"{row['box_side']:.3f}", f"{row['margin']:.3f}" if row["margin"] is not None else "-",
+                      f"{row['ms_per_photo']:.1f}")
+    console.print(table)
+    path = out / f"{now_iso().replace(':', '').replace('-', '')[:15]}Z-detectors-{dataset}{'-' + split if split else ''}.json"
+    write_json(path, {"schema": "ferbench.detectors/1", "created": now_iso(), "command": sys.argv, "dataset": dataset,
+                      "split": split, "images": len(images), "upscale": upscale, "git": git_info(),
+                      "environment": environment(), "rows": rows})
+    console.print(f"record: [bold]{path}[/]")
 
 
 @app.command()

@@ -2,29 +2,28 @@
 convert it to grey or colour and resize it to a method's input size.
 
 This is the first step of the Arabian GAN paper's pipeline, and what ``ferbench predict`` and the loaders
-of raw-photo datasets (CK+, JAFFE, OULU-CASIA, FACES) run. The detector is OpenCV's Haar cascade for
-frontal faces (``haarcascade_frontalface_default.xml``), which opencv-python ships in ``cv2.data``: no
-model is downloaded. OpenCV 5 moved the cascade classifier and its XML files out of the main package
-(into opencv-contrib), so ferbench requires ``opencv-python-headless<5``; with OpenCV 5 the ``haar``
-detector raises an error that says so, and ``detect="none"`` (already cropped faces) still works.
+of raw-photo datasets (CK+, JAFFE, OULU-CASIA, FACES) run. Detectors are plugins (hook
+``ferbench_register_detectors``; the built-in ones are YuNet and OpenCV's Haar cascade, see
+``ferbench detectors``); ``detect="auto"`` takes the best one that loads here, ``detect="none"`` means the
+image already is the face. No model is ever downloaded.
 
 Choices the paper leaves open, and ours:
 
 - one face per dataset image: the largest detection (datasets show one person); ``predict`` keeps all.
 - the crop is the detection box widened to a square and grown by ``margin`` of its side on every side;
-  where it runs off the photo the border pixels are repeated. 0.1 by default, so that crops frame a face
-  as FER2013 and CK+48 do: run on those crops (upscaled 4x), the cascade's box is a median 83% (FER2013,
-  1,500 private-test images) and 85% (CK+48, all 981) of the crop's side, a margin of 0.10 and 0.09.
+  where it runs off the photo the border pixels are repeated. By default the margin is the detector's
+  calibrated one (:attr:`ferbench.interfaces.DetectorSpec.margin`), so that crops frame a face as FER2013
+  and CK+48 do whichever detector found it: detectors draw boxes of different sizes around the same face
+  (Haar's is about 0.84 of a FER2013 crop's side, YuNet's about 0.97).
 - ``mask``: everything outside the ellipse inscribed in the detection box is set to black.
-- detection runs on the histogram-equalised grey image with scale step 1.1 (OpenCV's default), 5
-  neighbours (OpenCV's default is 3; 5 is the usual choice and gives fewer false faces) and faces of at
-  least ``min_face`` (0.1) of the photo's shorter side and 24 pixels.
+- faces smaller than ``min_face`` (0.1) of the photo's shorter side are not searched for.
 - images without a detected face are excluded and counted (the paper reports 8.77% and 1.41%).
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ferbench.errors import ConfigError
+from ferbench.errors import ConfigError, unknown_name
 
-DETECTORS = ("haar", "none")
+AUTO = "auto"  # the best detector that loads here
+NO_DETECTOR = "none"  # the image is the face
 COLORS = ("grey", "rgb")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
-HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-DETECT_SIDE = 800
 
 
 @dataclass(frozen=True)
@@ -49,6 +47,7 @@ class Box:
     y: int
     w: int
     h: int
+    score: float = 1.0  # the detector's confidence, where it has one
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
@@ -58,24 +57,27 @@ class Box:
 class FacePipeline:
     """detect -> crop with margin -> optional background mask -> grey/colour -> resize.
 
-    ``detect``: ``haar`` (OpenCV's cascade) or ``none`` (the image already is the face: no crop, so
-    ``margin`` does not apply, and ``mask`` keeps the ellipse inscribed in the whole image). ``size``: the
-    output side in pixels, or None to keep the crop's own size. ``color``: ``grey`` or ``rgb``.
+    ``detect``: a registered detector (``ferbench detectors``), ``auto`` (the best one that loads here;
+    the pipeline records which) or ``none`` (the image already is the face: no crop, so ``margin`` does
+    not apply, and ``mask`` keeps the ellipse inscribed in the whole image). ``margin``: None for the
+    detector's calibrated margin. ``size``: the output side in pixels, or None to keep the crop's own
+    size. ``color``: ``grey`` or ``rgb``.
     """
 
-    detect: str = "haar"
-    margin: float = 0.1
+    detect: str = AUTO
+    margin: float | None = None
     mask: bool = False
     color: str = "grey"
     size: int | None = 48
     min_face: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.detect not in DETECTORS:
-            raise ConfigError(f"face detector must be one of {', '.join(DETECTORS)}, got {self.detect!r}")
+        if not isinstance(self.detect, str):
+            raise ConfigError(f"face detector must be a name, got {self.detect!r}")
         if self.color not in COLORS:
             raise ConfigError(f"color must be one of {', '.join(COLORS)}, got {self.color!r}")
-        if not isinstance(self.margin, (int, float)) or isinstance(self.margin, bool) or not 0 <= self.margin <= 1:
+        if self.margin is not None and (not isinstance(self.margin, (int, float)) or isinstance(self.margin, bool)
+                                        or not 0 <= self.margin <= 1):
             raise ConfigError(f"margin must be a number from 0 to 1 (a fraction of the face's side), got {self.margin!r}")
         if self.size is not None and (not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 8):
             raise ConfigError(f"size must be an integer of at least 8 (or none to keep the crop's size), got {self.size!r}")
@@ -83,8 +85,12 @@ class FacePipeline:
             raise ConfigError(f"mask must be true or false, got {self.mask!r}")
         if not isinstance(self.min_face, (int, float)) or not 0 < self.min_face <= 1:
             raise ConfigError(f"min_face must be a fraction in (0, 1], got {self.min_face!r}")
-        if self.detect == "haar":
-            haar_cascade()  # fail now, with the reason, rather than on the first image
+        # Resolved now, so that a missing detector fails before the first image and settings() records
+        # the detector and margin actually used.
+        name, margin = resolve_detector(self.detect)
+        object.__setattr__(self, "detect", name)
+        if self.margin is None:
+            object.__setattr__(self, "margin", margin)
 
     def settings(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,21 +98,10 @@ class FacePipeline:
     def faces(self, image: np.ndarray) -> list[Box]:
         """Every face in ``image``, largest first (``detect="none"``: the whole image)."""
         height, width = image.shape[:2]
-        if self.detect == "none":
+        if self.detect == NO_DETECTOR:
             return [Box(0, 0, width, height)]
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        # Large photos (FACES is 2835x3543) are searched at most DETECT_SIDE pixels wide: the cascade's
-        # time grows with the pixel count, and faces that fill a tenth of the photo stay well above its
-        # 24-pixel window.
-        scale = min(1.0, DETECT_SIDE / max(height, width))
-        if scale < 1:
-            grey = cv2.resize(grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        smallest = max(24, int(self.min_face * min(grey.shape)))
-        found = haar_cascade().detectMultiScale(cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5,
-                                                minSize=(smallest, smallest))
-        boxes = [Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
-                 for x, y, w, h in (found if len(found) else [])]
-        return sorted(boxes, key=lambda b: (-b.w * b.h, b.y, b.x))
+        found = load_detector(self.detect)(image, max(1, int(self.min_face * min(height, width))))
+        return sorted(found, key=lambda b: (-b.w * b.h, b.y, b.x))
 
     def crop(self, image: np.ndarray, box: Box) -> np.ndarray:
         """The face in ``box`` as a uint8 ``(S, S)`` grey or ``(S, S, 3)`` RGB array."""
@@ -114,7 +109,7 @@ class FacePipeline:
             ellipse = np.zeros(image.shape[:2], np.uint8)
             cv2.ellipse(ellipse, (box.x + box.w // 2, box.y + box.h // 2), (box.w // 2, box.h // 2), 0, 0, 360, 255, -1)
             image = np.where(ellipse[..., None] if image.ndim == 3 else ellipse, image, 0).astype(np.uint8)
-        if self.detect == "none":
+        if self.detect == NO_DETECTOR:
             face = image
         else:
             side = int(round(max(box.w, box.h) * (1 + 2 * self.margin)))
@@ -137,21 +132,45 @@ class FacePipeline:
         return (self.crop(image, found[0]), found[0]) if found else None
 
 
-@functools.lru_cache(maxsize=1)
-def haar_cascade() -> "cv2.CascadeClassifier":
-    """OpenCV's bundled frontal-face cascade, loaded once."""
-    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    path = Path(folder or "") / HAAR_CASCADE
-    if not hasattr(cv2, "CascadeClassifier") or not path.is_file():
-        raise ConfigError(
-            f"OpenCV {cv2.__version__} has no Haar cascade face detector ({HAAR_CASCADE} not found in "
-            f"cv2.data.haarcascades={folder!r}); OpenCV 5 moved it out of the main package: install "
-            "'opencv-python-headless>=4.8,<5' (ferbench's requirement), or use detect=none for cropped faces"
-        )
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise ConfigError(f"OpenCV could not load the Haar cascade {path}")
-    return cascade
+def detector_specs() -> dict[str, Any]:
+    """The installed face detectors by name (:class:`~ferbench.interfaces.DetectorSpec`)."""
+    from ferbench.plugins import installed  # lazily: the plugins module imports this one's users
+
+    return installed().catalog.detectors
+
+
+@functools.lru_cache(maxsize=None)
+def load_detector(name: str) -> Any:
+    """The detector ``name``, built once per process (loading a cascade or a network is not free)."""
+    specs = detector_specs()
+    if name not in specs:
+        raise unknown_name("face detector", name, [*specs, AUTO, NO_DETECTOR], where="detect")
+    return specs[name].build()
+
+
+@functools.lru_cache(maxsize=None)
+def resolve_detector(name: str) -> tuple[str, float]:
+    """(detector name, its calibrated crop margin); ``auto`` becomes the highest-priority detector that
+    loads, with a warning naming each one skipped and why."""
+    if name == NO_DETECTOR:
+        return NO_DETECTOR, 0.0
+    specs = detector_specs()
+    if name != AUTO:
+        load_detector(name)
+        return name, specs[name].margin
+    skipped = []
+    for spec in sorted(specs.values(), key=lambda s: (-s.priority, s.name)):
+        try:
+            load_detector(spec.name)
+        except ConfigError as error:
+            skipped.append(f"{spec.name} ({error})")
+            continue
+        if skipped:
+            warnings.warn(f"face detector {spec.name} chosen: {'; '.join(skipped)}", RuntimeWarning, stacklevel=3)
+        return spec.name, spec.margin
+    raise ConfigError("no face detector loads here: " + ("; ".join(skipped) if skipped else
+                      "none is registered (is the ferbench_detectors plugin installed?)")
+                      + "; use detect=none for images that are face crops already")
 
 
 def to_color(image: np.ndarray, color: str) -> np.ndarray:
@@ -190,3 +209,36 @@ def read_image(path: str | Path) -> np.ndarray | None:
 def image_files(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursively, by suffix), sorted."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def measure_detector(name: str, crops: np.ndarray, upscale: int = 4, border: int = 0) -> dict[str, Any]:
+    """How detector ``name`` sees face crops of a dataset: each uint8 crop ``(N, S, S)`` upscaled
+    ``upscale`` times (a 48-pixel FER2013 face becomes a 192-pixel one), with ``border`` black pixels
+    around it (the face inside a larger frame). Returns the share of faces found, the median side of the
+    largest box as a fraction of the crop's, the median offset of its centre from the crop's (fractions),
+    the crop margin that makes this detector's crops match the dataset's (``(1 / side - 1) / 2``) and the
+    time per photo."""
+    import time
+
+    detector = load_detector(name)
+    side = crops.shape[1] * upscale
+    sides, offsets, found, seconds = [], [], 0, 0.0
+    for crop in crops:
+        photo = cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR)
+        if border:
+            photo = cv2.copyMakeBorder(photo, border, border, border, border, cv2.BORDER_CONSTANT, value=0)
+        start = time.perf_counter()
+        boxes = detector(photo, max(1, int(0.1 * min(photo.shape[:2]))))
+        seconds += time.perf_counter() - start
+        if not boxes:
+            continue
+        found += 1
+        box = max(boxes, key=lambda b: b.w * b.h)
+        sides.append(max(box.w, box.h) / side)
+        offsets.append(((box.x + box.w / 2 - border) / side - 0.5, (box.y + box.h / 2 - border) / side - 0.5))
+    ratio = float(np.median(sides)) if sides else float("nan")
+    return {"detector": name, "images": len(crops), "upscale": upscale, "border": border,
+            "found": found / max(1, len(crops)), "box_side": ratio,
+            "centre_offset": [float(v) for v in np.median(offsets, axis=0)] if offsets else None,
+            "margin": max(0.0, (1 / ratio - 1) / 2) if sides else None,
+            "ms_per_photo": 1000 * seconds / max(1, len(crops))}

@@ -48,6 +48,12 @@ def ferbench_register_corruptions() -> list:
 
 
 @hookspec
+def ferbench_register_detectors() -> list:
+    """Return :class:`~ferbench.interfaces.DetectorSpec` s: face detectors for ``ferbench predict``
+    (``--detector``) and the photo loaders (option ``detect``)."""
+
+
+@hookspec
 def ferbench_run_start(run: dict[str, Any]) -> None:
     """A run is starting. ``run`` holds its id, method, components, dataset, protocol, seed, config and
     output folder."""

@@ -212,6 +212,32 @@ class DatasetSpec:
     sniff: Callable[[Path], bool] | None = None
 
 
+class FaceDetector(Protocol):
+    """Finds faces: ``detector(image, min_side)`` takes a uint8 grey ``(H, W)`` or RGB ``(H, W, 3)`` photo
+    and returns every face at least ``min_side`` pixels wide as :class:`ferbench.faces.Box` es (with a
+    ``score`` in [0, 1] where the detector has one), in any order."""
+
+    def __call__(self, image: np.ndarray, min_side: int) -> list: ...
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A face detector for ``ferbench predict`` and the loaders of photo datasets.
+
+    ``build()`` loads it (weights, cascades) and returns a :class:`FaceDetector`; it raises
+    :class:`~ferbench.errors.ConfigError` saying what to install when a library it needs is missing, and
+    the ``auto`` choice then falls back to the next detector by ``priority`` (highest first). ``margin``
+    is the crop margin (a fraction of the box's side on every side) that makes this detector's crops frame
+    a face as FER2013's and CK+48's training crops do, measured with ``ferbench detectors --calibrate``.
+    """
+
+    name: str
+    build: Callable[[], FaceDetector]
+    margin: float
+    summary: str = ""
+    priority: int = 0
+
+
 @dataclass(frozen=True)
 class CorruptionSpec:
     """An image corruption for ``ferbench robustness``: ``apply(images, severity, rng)`` takes uint8

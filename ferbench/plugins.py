@@ -11,6 +11,7 @@ is recorded against that plugin (``ferbench plugins`` shows it) and every other 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 import traceback
@@ -32,6 +33,7 @@ from ferbench.interfaces import (
     ComponentSpec,
     CorruptionSpec,
     DatasetSpec,
+    DetectorSpec,
     MethodSpec,
     ProtocolSpec,
 )
@@ -46,6 +48,7 @@ REGISTRATIONS: dict[str, tuple[str, type]] = {
     "ferbench_register_datasets": ("datasets", DatasetSpec),
     "ferbench_register_protocols": ("protocols", ProtocolSpec),
     "ferbench_register_corruptions": ("corruptions", CorruptionSpec),
+    "ferbench_register_detectors": ("detectors", DetectorSpec),
 }
 
 
@@ -70,6 +73,7 @@ class Catalog:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     protocols: dict[str, ProtocolSpec] = field(default_factory=dict)
     corruptions: dict[str, CorruptionSpec] = field(default_factory=dict)
+    detectors: dict[str, DetectorSpec] = field(default_factory=dict)
     owner: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def component(self, name: str, kind: str | None = None) -> tuple[ComponentSpec, str | None]:
@@ -222,3 +226,10 @@ def _module_version(module: str) -> str:
 
 
 __all__ = ["COMPONENT_KINDS", "Catalog", "PluginInfo", "PluginManager", "PluginError"]
+
+
+@functools.lru_cache(maxsize=1)
+def installed() -> PluginManager:
+    """The plugins installed here (entry points and ``FERBENCH_PLUGINS``), loaded once per process: for
+    code that has no :class:`~ferbench.registry.Zoo` at hand, such as a dataset loader's face pipeline."""
+    return PluginManager()

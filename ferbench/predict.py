@@ -84,13 +84,19 @@ def input_files(paths: list[Path]) -> list[tuple[Path, str, Path]]:
 
 def model_pipeline(record: dict[str, Any], detect: str | None = None, margin: float | None = None,
                    mask: bool | None = None) -> FacePipeline:
-    """The face pipeline that crops new photos like the model's training images (overridable)."""
+    """The face pipeline that crops new photos like the model's training images (overridable): the
+    training images' own detector and margin where they were photos, else (face crops such as FER2013)
+    the best detector here with its calibrated margin."""
     trained = record.get("trained_by") or {}
     training = trained.get("face_pipeline") or {}
     image_size = trained.get("image_size") or [record["input"]["image_size"]]
+    trained_detector = training.get("detect") if training.get("detect") not in (None, "none") else None
+    detect = detect or trained_detector or "auto"
+    if margin is None and detect == trained_detector:
+        margin = training.get("margin")
     return FacePipeline(
-        detect=detect or "haar",  # the training crops may have needed none (FER2013), photos do
-        margin=training.get("margin", 0.1) if margin is None else margin,
+        detect=detect,
+        margin=margin,
         mask=bool(training.get("mask", False)) if mask is None else mask,
         color="grey" if int(record["input"]["in_chans"]) == 1 else "rgb",
         size=int(max(image_size)),

@@ -41,7 +41,7 @@ def read_emotion(path: Path) -> str:
     return EMOTIONS[int(value)]
 
 
-def load(root: str, frames: int = 3, neutral_frames: int = 0, detect: str = "haar", margin: float = 0.1,
+def load(root: str, frames: int = 3, neutral_frames: int = 0, detect: str = "haar", margin: float | None = None,
          mask: bool = False, color: str = "grey", size: int | None = 48, cache: bool = True,
          limit: int | None = None, seed: int = 0) -> Dataset:
     """The last ``frames`` frames of every labelled CK+ sequence, face-cropped."""

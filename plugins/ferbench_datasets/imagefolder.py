@@ -36,7 +36,7 @@ def sniff(path: Path) -> bool:
     return bool(top) and all(p.name.lower() in CLASS_ALIASES for p in top) and any(image_files(p) for p in top)
 
 
-def load(root: str, detect: str = "none", margin: float = 0.1, mask: bool = False, color: str = "grey",
+def load(root: str, detect: str = "none", margin: float | None = None, mask: bool = False, color: str = "grey",
          size: int | None = None, cache: bool = True, limit: int | None = None, seed: int = 0) -> Dataset:
     """Every file in ``<root>/[<split>/]<class>/`` (recursively within a class folder)."""
     root = Path(root).expanduser()

@@ -33,7 +33,7 @@ def sniff(path: Path) -> bool:
     return path.is_dir() and any(NAME.match(p.name) for p in path.iterdir())
 
 
-def load(root: str, detect: str = "haar", margin: float = 0.1, mask: bool = False, color: str = "grey",
+def load(root: str, detect: str = "haar", margin: float | None = None, mask: bool = False, color: str = "grey",
          size: int | None = 48, cache: bool = True, limit: int | None = None, seed: int = 0) -> Dataset:
     """Every ``XX.YYn.k.tiff`` photo in ``root``, face-cropped."""
     root = Path(root).expanduser()

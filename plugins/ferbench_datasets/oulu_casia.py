@@ -36,7 +36,7 @@ def sniff(path: Path) -> bool:
 
 
 def load(root: str, modality: str = "VL", illumination: str = "Strong", frames: int = 3, detect: str = "haar",
-         margin: float = 0.1, mask: bool = False, color: str = "grey", size: int | None = 48, cache: bool = True,
+         margin: float | None = None, mask: bool = False, color: str = "grey", size: int | None = 48, cache: bool = True,
          limit: int | None = None, seed: int = 0) -> Dataset:
     """The last ``frames`` frames of every sequence of one modality and illumination, face-cropped."""
     root = Path(root).expanduser()

@@ -36,7 +36,7 @@ def sniff(path: Path) -> bool:
     return (base(path) / LABEL_FILE).is_file()
 
 
-def load(root: str, aligned: bool = True, detect: str | None = None, margin: float = 0.1, mask: bool = False,
+def load(root: str, aligned: bool = True, detect: str | None = None, margin: float | None = None, mask: bool = False,
          color: str = "grey", size: int | None = 100, cache: bool = True, limit: int | None = None,
          seed: int = 0) -> Dataset:
     """RAF-DB basic from its label list; ``aligned`` picks the aligned faces or the original photos."""
