@@ -242,38 +242,69 @@ def robustness(
 
 @app.command()
 def predict(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).", show_default=False)],
-    model: Annotated[Path, typer.Option(help="A saved model folder (or its model.json) written by ferbench run.")],
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Image and video files or folders (searched recursively).", show_default=False)] = None,
+    model: Annotated[Path, typer.Option(help="A saved model folder (or its model.json) written by ferbench run, or a .onnx file written by ferbench export.")] = ...,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the table here (default: standard output).")] = None,
     format_: Annotated[Optional[str], typer.Option("--format", help="csv or json (default: from --output's suffix, else csv).")] = None,
-    annotate: Annotated[Optional[Path], typer.Option(help="Folder for copies of the photos with each face boxed and labelled.")] = None,
+    annotate: Annotated[Optional[Path], typer.Option(help="Folder for copies of the photos and videos with each face boxed and labelled.")] = None,
     detector: Annotated[Optional[str], typer.Option("--detector", "--detect", help="Face detector (ferbench list detectors), auto, or none for images that are face crops already (default: the training photos' detector, else auto).")] = None,
     margin: Annotated[Optional[float], typer.Option(help="Crop margin around the face, a fraction of its side (default: the detector's calibrated margin, or the training photos' margin).")] = None,
     mask: Annotated[Optional[bool], typer.Option("--mask/--no-mask", help="Black out the background outside the face ellipse (default: as in training).")] = None,
+    backend: Annotated[str, typer.Option(help="torch, or onnxruntime (the model folder's model.onnx from ferbench export).")] = "torch",
+    fps: Annotated[Optional[float], typer.Option(help="Videos and cameras: sample this many frames per second (default: every frame).")] = None,
+    smooth: Annotated[float, typer.Option(help="Videos: weight of the newest frame in each face's moving average of probabilities (1: no smoothing).")] = 0.5,
+    camera: Annotated[Optional[int], typer.Option(help="Also read this camera (OpenCV index, e.g. 0) until --frames or Ctrl-C.")] = None,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="Videos and cameras: stop after this many sampled frames each.")] = None,
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 64,
     device: DeviceOption = "auto",
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
     precision_: PrecisionOption = None,
 ) -> None:
-    """Find the faces in photos and classify their expression: one row per face (file, box, class, probabilities)."""
+    """Find the faces in photos and videos and classify their expression: one row per face (file, box, class, probabilities; frame, time and track in videos)."""
     precision.choose(precision_)
     from ferbench.predict import predict as predict_faces, write_predictions
     from ferbench.runner import resolve_device
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
-    result = predict_faces(model, inputs, load_zoo(registry).catalog.build, resolve_device(device), batch_size,
-                           detect=detector, margin=margin, mask=mask, annotate=annotate)
+    if not inputs and camera is None:
+        raise ConfigError("give image or video files or folders, or --camera N")
+    result = predict_faces(model, list(inputs or []), load_zoo(registry).catalog.build, resolve_device(device),
+                           batch_size, detect=detector, margin=margin, mask=mask, annotate=annotate,
+                           backend=backend, fps=fps, smooth=smooth, camera=camera, frames=frames)
     text = write_predictions(result, output, format_)
     if output is None:
         sys.stdout.write(text)
     files = len({row["file"] for row in result.faces})
-    errors.print(f"{len(result.faces)} face(s) in {files} file(s)" + (f", written to {output}" if output else "")
+    errors.print(f"{len(result.faces)} face(s) in {files} file(s) ({result.face_pipeline['detect']} detector, "
+                 f"{result.backend})" + (f", written to {output}" if output else "")
                  + (f"; annotated copies in {annotate}" if annotate else ""), highlight=False)
+    for video in result.videos:
+        errors.print(f"{video['file']}: {video['sampled_frames']} frame(s), {video['faces']} face(s), "
+                     f"{video['frames_per_s'] or 0:.1f} frames/s", highlight=False)
     for reason, names in (("no face found", result.no_face), ("unreadable", result.unreadable)):
         if names:
             errors.print(f"[yellow]{reason}[/] ({len(names)}): {', '.join(names)}", highlight=False)
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option(help="A saved model folder (or its model.json) written by ferbench run.")],
+    format_: Annotated[str, typer.Option("--format", help="onnx (the only format so far).")] = "onnx",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: model.onnx in the model folder).")] = None,
+    tolerance: Annotated[float, typer.Option(help="Largest difference from PyTorch's probabilities allowed on the check crops.")] = 1e-4,
+    registry: RegistryOption = None,
+) -> None:
+    """Export a saved model to ONNX (uint8 face crops in, probabilities out, preprocessing in metadata), checked against PyTorch."""
+    from ferbench.export import export_onnx
+
+    if format_ != "onnx":
+        raise ConfigError(f"--format {format_}: only onnx is supported")
+    report = export_onnx(model, load_zoo(registry).catalog.build, output, tolerance=tolerance)
+    console.print(f"wrote [bold]{report['path']}[/] ({report['bytes'] / 1e6:.2f} MB): checked on {report['crops']} "
+                  f"crops, largest difference from PyTorch {report['max_abs_difference']:.1e}, same class on "
+                  f"{report['argmax_agreement']:.0%}", highlight=False)
 
 
 @app.command()

@@ -1,17 +1,25 @@
-"""``ferbench predict``: a trained model on new photos, one row per detected face.
+"""``ferbench predict``: a trained model on new photos and videos, one row per detected face.
 
 The photos go through :class:`ferbench.faces.FacePipeline` (every face the detector finds, not only the
-largest) and the model saved by ``ferbench run`` (``model.json`` + ``model.safetensors``). The crops are
-made as the model's training images were: its ``model.json`` records their size and face pipeline
-(margin, mask); grey or colour follows the model's input channels. Files that cannot be decoded and
-photos with no detected face are reported by name, never silently dropped.
+largest) and the model saved by ``ferbench run`` (``model.json`` + ``model.safetensors``), or its ONNX
+export (``--backend onnxruntime``, or a ``.onnx`` file as the model). The crops are made as the model's
+training images were: its ``model.json`` records their size and face pipeline (margin, mask); grey or
+colour follows the model's input channels. Every face of every photo is classified in one batched call.
+Files that cannot be decoded and photos with no detected face are reported by name, never silently
+dropped.
+
+Videos (and cameras) are sampled at ``fps``; each face is tracked across sampled frames by IoU
+(:mod:`ferbench.video`) and its probabilities are smoothed over time per track (an exponential moving
+average, ``smooth`` = the weight of the newest frame), one row per face per sampled frame.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,13 +28,24 @@ import cv2
 import numpy as np
 import torch
 
-from ferbench.checkpoint import load_model
+from ferbench.checkpoint import load_model, read_model_record
 from ferbench.errors import ConfigError
-from ferbench.faces import IMAGE_SUFFIXES, FacePipeline, image_files, read_image
+from ferbench.faces import IMAGE_SUFFIXES, Box, FacePipeline, image_files, read_image
 from ferbench.files import atomic_path, write_text
 from ferbench.training import predict_proba
+from ferbench.video import (
+    VIDEO_SUFFIXES,
+    AnnotatedVideoWriter,
+    IouTracker,
+    ProbabilitySmoother,
+    draw_faces,
+    is_video,
+    read_frames,
+)
 
 FORMATS = ("csv", "json")
+BACKENDS = ("torch", "onnxruntime")
+FRAMES_PER_BATCH = 32  # video frames whose faces are classified in one call
 ANNOTATION_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -37,25 +56,32 @@ class Predictions:
     model: str
     classes: tuple[str, ...]
     face_pipeline: dict[str, Any]
+    backend: str = "torch"
     faces: list[dict[str, Any]] = field(default_factory=list)
     no_face: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    videos: list[dict[str, Any]] = field(default_factory=list)  # per video: frames read, sampled, frames/s
 
     def to_json(self) -> str:
-        return json.dumps({"model": self.model, "classes": list(self.classes), "face_pipeline": self.face_pipeline,
-                           "faces": self.faces, "no_face": self.no_face, "unreadable": self.unreadable}, indent=2) + "\n"
+        return json.dumps({"model": self.model, "backend": self.backend, "classes": list(self.classes),
+                           "face_pipeline": self.face_pipeline, "faces": self.faces, "no_face": self.no_face,
+                           "unreadable": self.unreadable, "videos": self.videos}, indent=2) + "\n"
 
     def to_csv(self) -> str:
         """One row per face (status ``face``), then one per file without a usable face (``no_face``,
-        ``unreadable``), so the table alone accounts for every input file."""
-        columns = ["file", "status", "face", "x", "y", "w", "h", "predicted", "confidence",
-                   *(f"p_{c}" for c in self.classes)]
+        ``unreadable``), so the table alone accounts for every input file. Faces in videos also have their
+        frame number, time (s) and track id."""
+        columns = ["file", "status", "frame", "time", "track", "face", "x", "y", "w", "h", "predicted",
+                   "confidence", *(f"p_{c}" for c in self.classes)]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in self.faces:
             box = dict(zip("xywh", row["box"]))
-            writer.writerow({"file": row["file"], "status": "face", "face": row["face"], **box,
+            video = {k: row[k] for k in ("frame", "track") if k in row}
+            if "time" in row:
+                video["time"] = f"{row['time']:.3f}"
+            writer.writerow({"file": row["file"], "status": "face", **video, "face": row["face"], **box,
                              "predicted": row["predicted"], "confidence": f"{row['confidence']:.6f}",
                              **{f"p_{c}": f"{p:.6f}" for c, p in row["probabilities"].items()}})
         for status, files in (("no_face", self.no_face), ("unreadable", self.unreadable)):
@@ -65,20 +91,22 @@ class Predictions:
 
 
 def input_files(paths: list[Path]) -> list[tuple[Path, str, Path]]:
-    """(file, name to report it by, name of its annotated copy): files as given, and the images in
-    folders, searched recursively (reported and annotated by their path from the folder's parent)."""
+    """(file, name to report it by, name of its annotated copy): files as given, and the images and
+    videos in folders, searched recursively (reported and annotated by their path from the folder's parent)."""
     found = []
     for path in paths:
         path = Path(path).expanduser()
         if path.is_dir():
+            videos = [p for p in path.rglob("*") if p.is_file() and is_video(p)]
             found += [(file, file.relative_to(path.parent).as_posix(), file.relative_to(path.parent))
-                      for file in image_files(path)]
+                      for file in sorted([*image_files(path), *videos])]
         elif path.is_file():
             found.append((path, str(path), Path(path.name)))
         else:
             raise ConfigError(f"{path}: no such file or folder")
     if not found:
-        raise ConfigError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, paths))}")
+        raise ConfigError(f"no image or video files ({', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))}) in "
+                          f"{', '.join(map(str, paths))}")
     return found
 
 
@@ -103,17 +131,64 @@ def model_pipeline(record: dict[str, Any], detect: str | None = None, margin: fl
     )
 
 
+@dataclass
+class FaceClassifier:
+    """A saved model ready to classify uint8 face crops made at its input size, in one backend."""
+
+    record: dict[str, Any]
+    backend: str
+    probabilities: Callable[[np.ndarray], np.ndarray]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.record["classes"])
+
+
+def load_classifier(model_path: Path, build: Callable[..., Any], device: torch.device, backend: str = "torch",
+                    batch_size: int = 64) -> FaceClassifier:
+    """The model at ``model_path`` (a saved model folder or model.json, or a ``.onnx`` export) in
+    ``backend``: ``torch``, or ``onnxruntime`` (the folder's ``model.onnx``, written by ``ferbench export``)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    path = Path(model_path).expanduser()
+    if path.suffix == ".onnx" or backend == "onnxruntime":
+        from ferbench.export import ONNX_FILE, OnnxClassifier
+
+        if path.suffix != ".onnx":
+            directory, record = read_model_record(path)
+            path = directory / ONNX_FILE
+            if not path.is_file():
+                raise ConfigError(f"--backend onnxruntime: {directory} has no {ONNX_FILE}; write it with "
+                                  f"`ferbench export --model {directory}`")
+        elif not path.is_file():
+            raise ConfigError(f"--model {path}: no such file")
+        onnx = OnnxClassifier(path)
+        if path.suffix == ".onnx" and path.parent / ONNX_FILE == path and (path.parent / "model.json").is_file():
+            _, current = read_model_record(path.parent)
+            if current != onnx.record:
+                raise ConfigError(f"{path} was exported from another model than {path.parent / 'model.json'}; "
+                                  f"export it again with `ferbench export --model {path.parent}`")
+        return FaceClassifier(onnx.record, "onnxruntime", lambda crops: onnx(crops, batch_size))
+    model, input_spec, record = load_model(path, build)
+    return FaceClassifier(record, "torch",
+                          lambda crops: predict_proba(model, crops, input_spec, device, batch_size))
+
+
 def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], device: torch.device,
             batch_size: int = 64, detect: str | None = None, margin: float | None = None, mask: bool | None = None,
-            annotate: Path | None = None) -> Predictions:
-    """Detect every face in ``paths`` and classify it with the saved model at ``model_path``."""
-    model, input_spec, record = load_model(model_path, build)
-    classes = tuple(record["classes"])
-    pipeline = model_pipeline(record, detect, margin, mask)
-    result = Predictions(model=str(model_path), classes=classes, face_pipeline=pipeline.settings())
-    files = input_files(paths)
+            annotate: Path | None = None, backend: str = "torch", fps: float | None = None, smooth: float = 0.5,
+            camera: int | None = None, frames: int | None = None) -> Predictions:
+    """Detect every face in the photos and videos ``paths`` (and on ``camera``) and classify it with the
+    saved model at ``model_path``."""
+    classifier = load_classifier(model_path, build, device, backend, batch_size)
+    pipeline = model_pipeline(classifier.record, detect, margin, mask)
+    result = Predictions(model=str(model_path), classes=classifier.classes, face_pipeline=pipeline.settings(),
+                         backend=classifier.backend)
+    files = input_files(paths) if paths or camera is None else []
     crops, owners = [], []
     for path, name, _ in files:
+        if is_video(path):
+            continue
         image = read_image(path)
         if image is None:
             result.unreadable.append(name)
@@ -124,16 +199,77 @@ def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], devi
             continue
         for index, box in enumerate(boxes):
             crops.append(pipeline.crop(image, box))
-            owners.append((path, name, index, box))
-    probabilities = predict_proba(model, np.stack(crops), input_spec, device, batch_size) if crops else np.zeros((0, 0))
-    for (path, name, index, box), row in zip(owners, probabilities):
-        best = int(row.argmax())
-        result.faces.append({"file": name, "face": index, "box": box.as_list(), "predicted": classes[best],
-                             "confidence": float(row[best]),
-                             "probabilities": {c: float(p) for c, p in zip(classes, row)}})
+            owners.append({"file": name, "face": index, "box": box.as_list()})
+    if crops:
+        result.faces += face_rows(owners, classifier.probabilities(np.stack(crops)), classifier.classes)
     if annotate is not None:
-        write_annotated(annotate, files, result)
+        write_annotated(annotate, [f for f in files if not is_video(f[0])], result)
+    sources = [(path, name, relative) for path, name, relative in files if is_video(path)]
+    if camera is not None:
+        sources.append((camera, f"camera {camera}", Path(f"camera-{camera}.mp4")))
+    for source, name, relative in sources:
+        target = None if annotate is None else annotate / relative.with_suffix(".mp4")
+        result.videos.append(predict_video(source, name, classifier, pipeline, result, fps, smooth, frames, target))
     return result
+
+
+def face_rows(owners: list[dict[str, Any]], probabilities: np.ndarray, classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The rows of classified faces: each owner's fields with the predicted class and probabilities."""
+    rows = []
+    for owner, row in zip(owners, probabilities):
+        best = int(row.argmax())
+        rows.append({**owner, "predicted": classes[best], "confidence": float(row[best]),
+                     "probabilities": {c: float(p) for c, p in zip(classes, row)}})
+    return rows
+
+
+def predict_video(source: Path | int, name: str, classifier: FaceClassifier, pipeline: FacePipeline,
+                  result: Predictions, fps: float | None, smooth: float, limit: int | None,
+                  annotate: Path | None) -> dict[str, Any]:
+    """Faces of one video or camera, tracked and smoothed, appended to ``result``; returns its summary."""
+    tracker, smoother = IouTracker(), ProbabilitySmoother(smooth)
+    started, sampled, faces, writer = time.perf_counter(), 0, 0, None
+    frames = read_frames(source, fps, limit)
+
+    def next_chunk() -> list:
+        try:
+            return [frame for _, frame in zip(range(FRAMES_PER_BATCH), frames)]
+        except KeyboardInterrupt:
+            if isinstance(source, int):
+                return []  # Ctrl-C ends a camera stream; what it saw so far is kept
+            raise
+
+    with contextlib.ExitStack() as stack:  # the annotated video is kept only if every frame got through
+        while chunk := next_chunk():
+            crops, owners = [], []
+            for frame in chunk:
+                boxes = pipeline.faces(frame.image)
+                for index, (box, track) in enumerate(zip(boxes, tracker.update(boxes))):
+                    crops.append(pipeline.crop(frame.image, box))
+                    owners.append({"file": name, "frame": frame.index, "time": frame.time, "track": track,
+                                   "face": index, "box": box.as_list()})
+            probabilities = classifier.probabilities(np.stack(crops)) if crops else []
+            labels: dict[int, list[tuple[Box, str]]] = {}
+            for owner, row in zip(owners, probabilities):
+                (face,) = face_rows([owner], smoother.update(owner["track"], row)[None], classifier.classes)
+                result.faces.append(face)
+                labels.setdefault(face["frame"], []).append(
+                    (Box(*face["box"]), f"#{face['track']} {face['predicted']} {face['confidence']:.0%}"))
+            smoother.forget(tracker.live_ids())
+            sampled, faces = sampled + len(chunk), faces + len(owners)
+            if annotate is not None:
+                if writer is None:
+                    rate = 1 / (chunk[1].time - chunk[0].time) if len(chunk) > 1 else (fps or 30.0)
+                    height, width = chunk[0].image.shape[:2]
+                    writer = stack.enter_context(AnnotatedVideoWriter(annotate, rate, (width, height)))
+                for frame in chunk:
+                    writer.write(draw_faces(frame.image, labels.get(frame.index, [])))
+    seconds = time.perf_counter() - started
+    if not faces:
+        result.no_face.append(name)
+    return {"file": name, "sampled_frames": sampled, "faces": faces, "seconds": seconds,
+            "frames_per_s": sampled / seconds if seconds else None, "fps": fps, "smooth": smooth,
+            "annotated": str(annotate) if writer is not None else None}
 
 
 def write_annotated(folder: Path, files: list[tuple[Path, str, Path]], result: Predictions) -> None:
@@ -147,17 +283,8 @@ def write_annotated(folder: Path, files: list[tuple[Path, str, Path]], result: P
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             continue
-        thickness = max(1, round(max(image.shape[:2]) / 300))
-        for row in by_file[name]:
-            x, y, w, h = row["box"]
-            cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 0), thickness)
-            label = f"{row['predicted']} {row['confidence']:.0%}"
-            scale = max(0.4, w / 250)
-            (text_w, text_h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-            top = max(0, y - text_h - base - 2)
-            cv2.rectangle(image, (x, top), (x + text_w + 2, top + text_h + base + 2), (0, 200, 0), -1)
-            cv2.putText(image, label, (x + 1, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                        thickness, cv2.LINE_AA)
+        image = draw_faces(image, [(Box(*row["box"]), f"{row['predicted']} {row['confidence']:.0%}")
+                                   for row in by_file[name]])
         target = folder / (relative if relative.suffix.lower() in ANNOTATION_SUFFIXES else relative.with_suffix(".png"))
         target.parent.mkdir(parents=True, exist_ok=True)
         ok, encoded = cv2.imencode(target.suffix, image)

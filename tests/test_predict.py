@@ -99,8 +99,77 @@ def test_predict_bad_inputs(trained_model, tmp_path):
         runner.invoke(app, ["predict", "--model", str(trained_model), str(tmp_path / "missing.png")],
                       catch_exceptions=False)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no image files"):
+    with pytest.raises(ConfigError, match="no image or video files"):
         runner.invoke(app, ["predict", "--model", str(trained_model), str(tmp_path / "empty")], catch_exceptions=False)
     with pytest.raises(ConfigError, match="--format must be csv or json"):
         runner.invoke(app, ["predict", "--model", str(trained_model), str(make_inputs(tmp_path / "in")),
                             "--format", "xml", "--device", "cpu"], catch_exceptions=False)
+
+
+def write_clip(path, frames=12, fps=10):
+    """A clip of two faces drifting right, written with OpenCV (MJPG .avi works in every build)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (420, 220))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write MJPG .avi")
+    for i in range(frames):
+        frame = photo(420, 220, face=False)
+        frame[20:140, 10 + 2 * i:130 + 2 * i] = draw_face(120, smile=1.0)
+        frame[60:150, 300 - i:390 - i] = draw_face(90)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def test_predict_on_a_video_tracks_each_face_and_smooths(trained_model, tmp_path):
+    clip = write_clip(tmp_path / "clip.avi")
+    out = tmp_path / "video.json"
+    done = runner.invoke(app, ["predict", "--model", str(trained_model), str(clip), "-o", str(out), "--fps", "5",
+                               "--annotate", str(tmp_path / "annotated"), "--device", "cpu"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    result = json.loads(out.read_text())
+    (video,) = result["videos"]
+    assert video["sampled_frames"] == 6 and video["faces"] == 12 and "frames/s" in done.output
+    frames = sorted({row["frame"] for row in result["faces"]})
+    assert frames == [0, 2, 4, 6, 8, 10]
+    tracks = {row["track"] for row in result["faces"]}
+    assert len(tracks) == 2  # each face keeps its id across the frames
+    for track in tracks:
+        rows = [r for r in result["faces"] if r["track"] == track]
+        assert len(rows) == 6 and len({r["box"][0] < 200 for r in rows}) == 1  # a track stays on its side
+    annotated = cv2.VideoCapture(str(tmp_path / "annotated" / "clip.mp4"))
+    assert annotated.isOpened() and int(annotated.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+
+
+def test_export_onnx_and_predict_with_onnxruntime_match_torch(trained_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    with pytest.raises(ConfigError, match="has no model.onnx; write it with `ferbench export"):
+        runner.invoke(app, ["predict", "--model", str(model), str(tmp_path), "--backend", "onnxruntime"],
+                      catch_exceptions=False)
+    done = runner.invoke(app, ["export", "--model", str(model)], catch_exceptions=False)
+    assert done.exit_code == 0 and "largest difference from PyTorch" in done.output, done.output
+    inputs = make_inputs(tmp_path / "new")
+    tables = {}
+    for name, options in (("torch", []), ("onnxruntime", ["--backend", "onnxruntime"]),
+                          ("file", ["--model", str(model / "model.onnx")])):
+        base = ["predict", "--model", str(model)] if name != "file" else ["predict"]
+        done = runner.invoke(app, [*base, *options, str(inputs), "--format", "json", "--device", "cpu"],
+                             catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        tables[name] = json.loads(done.stdout)
+    assert tables["onnxruntime"]["backend"] == tables["file"]["backend"] == "onnxruntime"
+    for other in ("onnxruntime", "file"):
+        assert [r["box"] for r in tables[other]["faces"]] == [r["box"] for r in tables["torch"]["faces"]]
+        for ours, theirs in zip(tables[other]["faces"], tables["torch"]["faces"]):
+            assert ours["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-4)
+    # A model.onnx left from another model is refused, not silently used.
+    record = json.loads((model / "model.json").read_text())
+    record["classes"] = list(reversed(record["classes"]))
+    (model / "model.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="exported from another model"):
+        runner.invoke(app, ["predict", "--model", str(model), str(inputs), "--backend", "onnxruntime"],
+                      catch_exceptions=False)

@@ -1,0 +1,157 @@
+"""``ferbench export``: a saved model as one ONNX file that runs without ferbench or PyTorch, and the
+ONNX Runtime classifier that ``ferbench predict --backend onnxruntime`` uses.
+
+The graph takes what the face pipeline makes, uint8 face crops at the model's size (``(N, S, S)`` grey
+or ``(N, S, S, 3)`` RGB), and returns class probabilities ``(N, C)``: scaling, normalisation and softmax
+are inside it, so a user of the file only has to crop faces. The same preprocessing, the classes and the
+saved model's whole ``model.json`` record (face pipeline included) are in the file's metadata under the
+key ``ferbench`` (JSON), so ``ferbench predict --model model.onnx`` works from the file alone.
+
+An export is verified before it is written: ONNX Runtime's probabilities on sample crops (seeded noise
+and smooth gradients, plus any real crops given) must match PyTorch's within ``tolerance``, else nothing
+is written. Exported with the TorchScript-based exporter (``dynamo=False``): it needs no onnxscript and
+handles the compact nets and timm models alike; opset 17.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferbench.checkpoint import load_model, read_model_record
+from ferbench.data import InputSpec
+from ferbench.errors import CheckpointError, ConfigError
+from ferbench.files import atomic_path
+from ferbench.training import predict_proba
+
+ONNX_FILE = "model.onnx"
+METADATA_KEY = "ferbench"
+METADATA_SCHEMA = "ferbench.onnx/1"
+OPSET = 17
+
+
+class CropsToProbabilities(nn.Module):
+    """uint8 crops at the model's size -> probabilities: the model with its input transform and softmax."""
+
+    def __init__(self, model: nn.Module, spec: InputSpec):
+        super().__init__()
+        self.model, self.in_chans = model, spec.in_chans
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1))
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        x = crops.float() / 255.0
+        x = x.unsqueeze(1) if self.in_chans == 1 else x.permute(0, 3, 1, 2)
+        return self.model((x - self.mean) / self.std).softmax(1)
+
+
+def crop_shape(spec: InputSpec) -> tuple[int, ...]:
+    """One crop's shape as the face pipeline makes it for this model."""
+    size = spec.image_size
+    return (size, size) if spec.in_chans == 1 else (size, size, 3)
+
+
+def sample_crops(spec: InputSpec, count: int = 32, seed: int = 0) -> np.ndarray:
+    """Crops to verify an export on: half seeded uniform noise, half smooth random gradients (closer to
+    faces' statistics), so both saturated and ordinary activations are compared."""
+    rng = np.random.default_rng(seed)
+    shape = crop_shape(spec)
+    noise = rng.integers(0, 256, (count // 2, *shape), dtype=np.uint8)
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]] / shape[0]
+    weights = rng.uniform(-1, 1, (count - count // 2, 3))
+    smooth = 128 + 100 * np.tanh(weights[:, :1, None] * rows + weights[:, 1:2, None] * cols + weights[:, 2:, None])
+    if len(shape) == 3:
+        smooth = np.repeat(smooth[..., None], 3, axis=-1)
+    return np.concatenate([noise, smooth.astype(np.uint8)])
+
+
+def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: str | Path | None = None,
+                crops: np.ndarray | None = None, tolerance: float = 1e-4) -> dict[str, Any]:
+    """Export the saved model at ``model_path`` to ``out`` (default: ``model.onnx`` in its folder) after
+    checking it against PyTorch on sample crops and ``crops``; returns what was checked and written."""
+    onnxruntime = _onnxruntime()
+    import onnx
+
+    directory, record = read_model_record(model_path)
+    model, spec, _ = load_model(directory, build)
+    wrapper = CropsToProbabilities(model.float().eval(), spec).eval()
+    samples = sample_crops(spec)
+    if crops is not None and len(crops):
+        if crops.shape[1:] != samples.shape[1:] or crops.dtype != np.uint8:
+            raise ConfigError(f"verification crops must be uint8 {samples.shape[1:]}, got {crops.dtype} {crops.shape[1:]}")
+        samples = np.concatenate([samples, crops])
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice, chosen knowingly (above)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(wrapper, (torch.from_numpy(samples[:2]),), buffer, input_names=["crops"],
+                          output_names=["probabilities"], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={"crops": {0: "batch"}, "probabilities": {0: "batch"}})
+    proto = onnx.load_from_string(buffer.getvalue())
+    metadata = {"schema": METADATA_SCHEMA, "classes": list(record["classes"]),
+                "input": {"layout": "NHW (grey)" if spec.in_chans == 1 else "NHWC (RGB)", "dtype": "uint8",
+                          "image_size": spec.image_size, "in_chans": spec.in_chans, "scale": 1 / 255,
+                          "mean": list(spec.mean), "std": list(spec.std)},
+                "output": "probabilities (softmax over classes)", "model": record, "torch": torch.__version__}
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    data = proto.SerializeToString()
+    expected = predict_proba(model, samples, spec, torch.device("cpu"), batch_size=64)
+    got = OnnxClassifier(data, onnxruntime=onnxruntime)(samples)
+    difference = float(np.abs(got - expected).max())
+    agreement = float((got.argmax(1) == expected.argmax(1)).mean())
+    report = {"source": str(directory), "crops": len(samples), "max_abs_difference": difference,
+              "argmax_agreement": agreement, "tolerance": tolerance, "opset": OPSET, "bytes": len(data)}
+    if not difference <= tolerance:
+        raise CheckpointError(f"ONNX export of {directory} differs from PyTorch by {difference:.2e} on "
+                              f"{len(samples)} crops (tolerance {tolerance:.0e}); nothing written")
+    target = Path(out) if out is not None else directory / ONNX_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return {**report, "path": str(target)}
+
+
+class OnnxClassifier:
+    """Class probabilities for uint8 crops from an exported file (path or bytes), by ONNX Runtime on the
+    CPU with as many threads as torch uses (``--threads``)."""
+
+    def __init__(self, source: str | Path | bytes, onnxruntime: Any = None):
+        onnxruntime = onnxruntime or _onnxruntime()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        where = "the exported model" if isinstance(source, bytes) else str(source)
+        try:
+            self.session = onnxruntime.InferenceSession(source if isinstance(source, bytes) else os.fspath(source),
+                                                        options, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            raise CheckpointError(f"{where}: ONNX Runtime cannot load it: {str(error).splitlines()[0]}") from error
+        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if text is None:
+            raise CheckpointError(f"{where} has no '{METADATA_KEY}' metadata: not written by ferbench export")
+        self.metadata = json.loads(text)
+        self.record: dict[str, Any] = self.metadata["model"]
+        self.classes = tuple(self.metadata["classes"])
+
+    def __call__(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        outputs = [self.session.run(None, {"crops": np.ascontiguousarray(crops[start:start + batch_size])})[0]
+                   for start in range(0, len(crops), batch_size)]
+        return np.concatenate(outputs) if outputs else np.zeros((0, len(self.classes)), np.float32)
+
+
+def _onnxruntime():
+    try:
+        import onnx  # noqa: F401 - the exporter writes through it
+        import onnxruntime
+    except ImportError as error:
+        raise ConfigError(f"ONNX export and the onnxruntime backend need onnx and onnxruntime "
+                          f"(pip install 'ferbench[onnx]'): {error}") from None
+    return onnxruntime
