@@ -88,7 +88,8 @@ class BenchRow:
     peak_memory_mb: float | None = None
     speedup_vs_eager: float | None = None
     error: str | None = None
-    faces_found: int | None = None  # phase "pipeline": faces the detector found in the photos
+    faces_found: int | None = None  # phases "pipeline" and "video": faces the detector found
+    detector: str | None = None  # phases "pipeline" and "video": the face detector predict ran
     fraction_of_bare: float | None = None  # phase "harness": its img/s over the bare training step's, same mode
 
 
@@ -246,17 +247,9 @@ def busy_cores(count: int):
 
 
 def _onnxruntime_step(model: nn.Module, example: torch.Tensor):
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise RuntimeError("onnxruntime is not installed (pip install onnxruntime)") from error
-    import io
+    from ferbench.export import inference_session, to_onnx
 
-    buffer = io.BytesIO()
-    torch.onnx.export(model, (example,), buffer, input_names=["images"], output_names=["logits"], dynamo=False)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    session = inference_session(to_onnx(model, example, "images", "logits"))
     feed = {"images": example.numpy()}
     return lambda: session.run(None, feed)
 
@@ -319,47 +312,117 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
     return rows
 
 
-def bench_predict_pipeline(zoo, model_path: str | Path, photos: str, count: int, size: int, config: BenchConfig,
-                           batch_size: int = 64, data_options: dict[str, Any] | None = None) -> BenchRow:
-    """``ferbench predict`` end to end on ``count`` photos of ``size`` x ``size`` pixels: each call loads the
-    model, reads the files, finds the faces (Haar cascade), crops and classifies them. The photos are images
-    of the dataset ``photos`` (its last split other than ``train`` in name order), repeated to ``count``,
-    upscaled (bicubic) and written as PNG to a temporary folder."""
-    import tempfile
-
-    import cv2
-    import numpy as np
-
-    from ferbench.checkpoint import read_model_record
-    from ferbench.predict import predict
-
-    _, record = read_model_record(model_path)
-    data = zoo.dataset(photos).with_options(data_options or {}).load()
+def pipeline_faces(zoo, dataset: str, count: int, data_options: dict[str, Any] | None = None):
+    """``count`` face images of ``dataset`` (its last split other than ``train`` in name order, repeated
+    as needed): what the pipeline rows turn into photos, crops and video frames."""
+    data = zoo.dataset(dataset).with_options(data_options or {}).load()
     test = [s for s in data.split_names if s != "train"]
     images = data.split(test[-1]).images if test else data.images
     if len(images) == 0:
-        raise ConfigError(f"--pipeline-dataset {photos}: no images to make photos from")
-    images = images[np.resize(np.arange(len(images)), count)]  # repeat a small test set to `count` photos
-    model = zoo.catalog.build(record["kind"], record["component"], **record["build"])
-    row = BenchRow(str(model_path), "predict", "pipeline", batch_size, size, int(record["input"]["in_chans"]),
-                   sum(p.numel() for p in model.parameters()), None)
-    with tempfile.TemporaryDirectory(prefix="ferbench-photos-") as folder:
-        for index, image in enumerate(images):
-            photo = cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC)
-            cv2.imwrite(f"{folder}/{index:05d}.png", photo[..., ::-1] if photo.ndim == 3 else photo)  # RGB -> BGR
-        found = []
+        raise ConfigError(f"--pipeline-dataset {dataset}: no images to make photos from")
+    return images[np.resize(np.arange(len(images)), count)]
 
-        def call():
-            found.append(len(predict(Path(model_path), [Path(folder)], zoo.catalog.build, config.device,
-                                     batch_size).faces))
 
+def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes: list[int], config: BenchConfig,
+                   detector: str = "auto", batch_size: int = 64, video_frames: int = 60,
+                   data_options: dict[str, Any] | None = None) -> list[BenchRow]:
+    """``ferbench predict`` as a user runs it, per backend (torch, and onnxruntime where installed):
+
+    - phase ``classifier``: face crops/s of the classifier alone (the dataset's faces at the model's size,
+      ``config.batch_sizes[0]`` per call);
+    - phase ``pipeline``: photos/s of one whole ``predict`` call (load the model, read, detect, crop,
+      classify) on ``count`` photos of each size in ``sizes``: the faces upscaled (bicubic) to fill them,
+      written as PNG to a temporary folder;
+    - phase ``video``: frames/s of ``predict`` on a 640 x 480 clip of ``video_frames`` frames with one
+      face (200 px) drifting across it, every frame sampled, tracked and smoothed.
+    Each row names the detector used."""
+    import tempfile
+
+    import cv2
+
+    from ferbench.checkpoint import read_model_record
+    from ferbench.faces import resolve_detector, to_color
+    from ferbench.predict import load_classifier, predict
+
+    _, record = read_model_record(model_path)
+    faces = pipeline_faces(zoo, dataset, count, data_options)
+    detector_name = resolve_detector(detector)[0]
+    in_chans, size = int(record["input"]["in_chans"]), int(record["input"]["image_size"])
+    params = sum(p.numel() for p in zoo.catalog.build(record["kind"], record["component"], **record["build"]).parameters())
+    rows: list[BenchRow] = []
+
+    def timed(row: BenchRow, call: Callable[[], Any], items: int) -> BenchRow:
         try:
-            seconds = _median_seconds(call, config.device, min(config.warmup, 1), min(config.reps, 3))
+            row.median_ms = 1e3 * _median_seconds(call, config.device, min(config.warmup, 1), min(config.reps, 3))
+            row.images_per_s = items / (row.median_ms / 1e3)
         except Exception as error:
             row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
-            return row
-    row.median_ms, row.images_per_s, row.faces_found = seconds * 1e3, count / seconds, found[-1]
-    return row
+        rows.append(row)
+        return row
+
+    with tempfile.TemporaryDirectory(prefix="ferbench-pipeline-") as folder:
+        models = {"torch": Path(model_path)}
+        try:
+            from ferbench.export import export_onnx
+
+            models["onnxruntime"] = Path(export_onnx(model_path, zoo.catalog.build, Path(folder) / "model.onnx")["path"])
+        except ConfigError as error:  # onnxruntime not installed: the torch rows still come
+            rows.append(BenchRow(str(model_path), "onnxruntime", "classifier", config.batch_sizes[0], size, in_chans,
+                                 params, None, error=str(error)[:200], detector=detector_name))
+        colour = "grey" if in_chans == 1 else "rgb"
+        crops = np.stack([to_color(cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA), colour)
+                          for face in faces])
+        for backend, path in models.items():
+            classifier = load_classifier(path, zoo.catalog.build, config.device, backend, config.batch_sizes[0])
+            timed(BenchRow(str(model_path), backend, "classifier", config.batch_sizes[0], size, in_chans, params, None,
+                           detector=None), lambda: classifier.probabilities(crops), len(crops))
+        for side in sizes:
+            photos = Path(folder) / f"photos-{side}"
+            photos.mkdir()
+            for index, face in enumerate(faces):
+                photo = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+                cv2.imwrite(str(photos / f"{index:05d}.png"), photo[..., ::-1] if photo.ndim == 3 else photo)
+            for backend, path in models.items():
+                found: list[int] = []
+                row = timed(BenchRow(str(model_path), f"predict-{backend}", "pipeline", batch_size, side, in_chans,
+                                     params, None, detector=detector_name),
+                            lambda: found.append(len(predict(path, [photos], zoo.catalog.build, config.device,
+                                                             batch_size, detect=detector, backend=backend).faces)),
+                            len(faces))
+                row.faces_found = found[-1] if found else None
+        clip = write_face_clip(Path(folder) / "clip.avi", faces[0], video_frames)
+        for backend, path in models.items():
+            found = []
+            row = timed(BenchRow(str(model_path), f"predict-{backend}", "video", batch_size, 640, in_chans, params,
+                                 None, detector=detector_name),
+                        lambda: found.append(len(predict(path, [clip], zoo.catalog.build, config.device, batch_size,
+                                                         detect=detector, backend=backend).faces)),
+                        video_frames)
+            row.faces_found = found[-1] if found else None
+    return rows
+
+
+def write_face_clip(path: Path, face, frames: int, size: tuple[int, int] = (640, 480), side: int = 200) -> Path:
+    """A ``size`` clip (MJPG) of ``frames`` frames: ``face`` upscaled to ``side`` pixels drifting right
+    on a grey gradient, one face per frame as a webcam shows it."""
+    import cv2
+
+    width, height = size
+    face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    face = face if face.ndim == 3 else cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)
+    background = np.broadcast_to(np.linspace(70, 150, width, dtype=np.uint8)[None, :, None], (height, width, 3))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
+    if not writer.isOpened():
+        raise ConfigError(f"OpenCV cannot write the benchmark clip {path} (MJPG)")
+    try:
+        for index in range(frames):
+            frame = background.copy()
+            x = 40 + (index * 4) % (width - side - 80)
+            frame[140:140 + side, x:x + side] = face
+            writer.write(frame[..., ::-1])
+    finally:
+        writer.release()
+    return path
 
 
 def write_bench(out_dir: str | Path, config: BenchConfig, rows: list[BenchRow], peak: float | None,

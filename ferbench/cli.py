@@ -344,9 +344,11 @@ def bench(
     warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 3,
     reps: Annotated[int, typer.Option(help="Timed steps; the median is reported.")] = 10,
     peak_tflops: Annotated[Optional[float], typer.Option(help="Peak TFLOP/s to compare with (default: a matmul measured here).")] = None,
-    pipeline_size: Annotated[Optional[int], typer.Option(help="Also time `ferbench predict` end to end (detect, crop, classify) on photos of this size, for each saved model.")] = None,
-    pipeline_images: Annotated[int, typer.Option(help="Photos for --pipeline-size.")] = 128,
-    pipeline_dataset: Annotated[str, typer.Option(help="Dataset whose test images, upscaled, are the photos for --pipeline-size.")] = "synthetic",
+    pipeline: Annotated[bool, typer.Option("--pipeline", help="Also time `ferbench predict` for each saved model: classifier crops/s per backend, photos/s end to end, frames/s on a 640x480 video.")] = False,
+    pipeline_size: Annotated[Optional[list[int]], typer.Option(help="Photo sizes for --pipeline; repeatable (default 192 and 512; implies --pipeline).")] = None,
+    pipeline_images: Annotated[int, typer.Option(help="Photos (and crops) for --pipeline.")] = 128,
+    pipeline_dataset: Annotated[str, typer.Option(help="Dataset whose test images, upscaled, are the photos for --pipeline.")] = "synthetic",
+    detector: Annotated[str, typer.Option("--detector", help="Face detector for --pipeline (ferbench list detectors).")] = "auto",
     device: DeviceOption = "auto",
     out: Annotated[Path, typer.Option("--out", help="Folder for the JSON record.")] = Path("results/bench"),
     registry: RegistryOption = None,
@@ -366,14 +368,17 @@ def bench(
         phases={"both": ("inference", "training"), "all": benchmarks.PHASES}.get(phase, (phase,)), warmup=warmup,
         reps=reps, busy_cores=busy_cores)
     benchmarks.check_config(config)
-    if pipeline_size is not None:
-        if pipeline_size < 8 or pipeline_images < 1:
+    pipeline = pipeline or pipeline_size is not None
+    if pipeline:
+        pipeline_size = pipeline_size or [192, 512]
+        if min(pipeline_size) < 8 or pipeline_images < 1:
             raise ConfigError(f"--pipeline-size must be at least 8 and --pipeline-images positive, got "
                               f"{pipeline_size} and {pipeline_images}")
         if not all(benchmarks.is_saved_model(name) for name in model):
-            raise ConfigError("--pipeline-size times `ferbench predict`, which needs a trained model: give saved "
+            raise ConfigError("--pipeline times `ferbench predict`, which needs a trained model: give saved "
                               "model folders (results/<run>/<fold>/model) as --model")
-        config.extra["pipeline"] = {"size": pipeline_size, "images": pipeline_images, "dataset": pipeline_dataset}
+        config.extra["pipeline"] = {"sizes": pipeline_size, "images": pipeline_images, "dataset": pipeline_dataset,
+                                    "detector": detector}
     zoo = load_zoo(registry)
     builders = {name: benchmarks.bench_target(zoo, name, config) for name in model}
     peak, source = (peak_tflops, "given") if peak_tflops else (benchmarks.measure_matmul_peak(torch_device), "measured matmul")
@@ -382,20 +387,20 @@ def bench(
     with tracker.progress, benchmarks.busy_cores(busy_cores):
         for name, build in builders.items():
             rows += benchmarks.bench_module(name, build, config, peak, tracker)
-            if pipeline_size is not None:
-                with console.status(f"timing ferbench predict on {pipeline_images} {pipeline_size}px photos"):
-                    rows.append(benchmarks.bench_predict_pipeline(zoo, name, pipeline_dataset, pipeline_images,
-                                                                  pipeline_size, config))
+            if pipeline:
+                with console.status(f"timing ferbench predict on {pipeline_images} photos and a video"):
+                    rows += benchmarks.bench_pipeline(zoo, name, pipeline_dataset, pipeline_images, pipeline_size,
+                                                      config, detector)
     path = benchmarks.write_bench(out, config, rows, peak, source, sys.argv)
     table = _table(f"Throughput on {torch_device} (peak {peak:.2f} TFLOP/s, {source})", "model", "mode", "phase",
                    "batch", "size", "img/s", "x eager", "x bare", "ms/step", "GFLOP/img", "TFLOP/s", "% peak", "MiB", "note / error")
-    # phase "pipeline": img/s are photos through `ferbench predict`; ms/step is one whole call
+    # phases "pipeline"/"video": img/s are photos/frames through `ferbench predict`; ms/step is one whole call
     for r in rows:
         table.add_row(r.model, r.mode, r.phase, str(r.batch_size), str(r.image_size), _num(r.images_per_s, ",.0f"),
                       _num(r.speedup_vs_eager, ".2f"), _num(r.fraction_of_bare, ".2f"), _num(r.median_ms, ".2f"), _num(r.forward_gflops_per_image, ".3f"),
                       _num(r.achieved_tflops, ".3f"), _num(r.fraction_of_peak and 100 * r.fraction_of_peak, ".1f"),
                       _num(r.peak_memory_mb, ",.0f"),
-                      r.error or (f"{r.faces_found} faces found" if r.faces_found is not None else ""))
+                      r.error or (f"{r.faces_found} faces found ({r.detector})" if r.faces_found is not None else ""))
     console.print(table)
     console.print(f"record: [bold]{path}[/]")
 

@@ -88,13 +88,7 @@ def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: st
         if crops.shape[1:] != samples.shape[1:] or crops.dtype != np.uint8:
             raise ConfigError(f"verification crops must be uint8 {samples.shape[1:]}, got {crops.dtype} {crops.shape[1:]}")
         samples = np.concatenate([samples, crops])
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice, chosen knowingly (above)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(wrapper, (torch.from_numpy(samples[:2]),), buffer, input_names=["crops"],
-                          output_names=["probabilities"], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={"crops": {0: "batch"}, "probabilities": {0: "batch"}})
-    proto = onnx.load_from_string(buffer.getvalue())
+    proto = onnx.load_from_string(to_onnx(wrapper, torch.from_numpy(samples[:2]), "crops", "probabilities"))
     metadata = {"schema": METADATA_SCHEMA, "classes": list(record["classes"]),
                 "input": {"layout": "NHW (grey)" if spec.in_chans == 1 else "NHWC (RGB)", "dtype": "uint8",
                           "image_size": spec.image_size, "in_chans": spec.in_chans, "scale": 1 / 255,
@@ -119,21 +113,37 @@ def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: st
     return {**report, "path": str(target)}
 
 
+def to_onnx(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str) -> bytes:
+    """``module`` as ONNX bytes, with a dynamic batch axis (also the ``onnxruntime`` mode of ``ferbench bench``)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice, chosen knowingly (above)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module, (example,), buffer, input_names=[input_name], output_names=[output_name],
+                          opset_version=OPSET, dynamo=False,
+                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}})
+    return buffer.getvalue()
+
+
+def inference_session(source: str | Path | bytes, onnxruntime: Any = None) -> Any:
+    """An ONNX Runtime CPU session with as many threads as torch uses (``--threads``)."""
+    onnxruntime = onnxruntime or _onnxruntime()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    where = "the exported model" if isinstance(source, bytes) else str(source)
+    try:
+        return onnxruntime.InferenceSession(source if isinstance(source, bytes) else os.fspath(source), options,
+                                            providers=["CPUExecutionProvider"])
+    except Exception as error:
+        raise CheckpointError(f"{where}: ONNX Runtime cannot load it: {str(error).splitlines()[0]}") from error
+
+
 class OnnxClassifier:
-    """Class probabilities for uint8 crops from an exported file (path or bytes), by ONNX Runtime on the
-    CPU with as many threads as torch uses (``--threads``)."""
+    """Class probabilities for uint8 crops from an exported file (path or bytes), by ONNX Runtime."""
 
     def __init__(self, source: str | Path | bytes, onnxruntime: Any = None):
-        onnxruntime = onnxruntime or _onnxruntime()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
+        self.session = inference_session(source, onnxruntime)
         where = "the exported model" if isinstance(source, bytes) else str(source)
-        try:
-            self.session = onnxruntime.InferenceSession(source if isinstance(source, bytes) else os.fspath(source),
-                                                        options, providers=["CPUExecutionProvider"])
-        except Exception as error:
-            raise CheckpointError(f"{where}: ONNX Runtime cannot load it: {str(error).splitlines()[0]}") from error
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if text is None:
             raise CheckpointError(f"{where} has no '{METADATA_KEY}' metadata: not written by ferbench export")

@@ -1,6 +1,7 @@
 """ferbench bench: every mode measured side by side, failures recorded, records readable, joined onto the
 leaderboard. No assertion here is about speed: these check the measurement, not the machine."""
 
+import importlib.util
 import json
 
 import pytest
@@ -110,25 +111,33 @@ def saved_tinycnn(zoo, folder, in_chans=3, size=48):
     return folder
 
 
-def test_predict_pipeline_on_upscaled_synthetic_faces(zoo, tmp_path):
-    from ferbench.bench import bench_predict_pipeline
+def test_pipeline_rows_per_backend_photos_and_video(zoo, tmp_path):
+    from ferbench.bench import bench_pipeline, pipeline_faces
     from ferbench.predict import predict
 
     model = saved_tinycnn(zoo, tmp_path / "model")
     options = {"train_subjects": 1, "test_subjects": 2, "per_class": 2}
-    row = bench_predict_pipeline(zoo, model, "synthetic", 12, 96, tiny_config(reps=1), data_options=options)
-    assert row.error is None and row.phase == "pipeline" and row.image_size == 96 and row.in_chans == 3
-    assert row.images_per_s > 0 and row.params > 0
-    # The same photos through predict directly find the same faces (the Haar cascade finds some of them).
+    rows = bench_pipeline(zoo, model, "synthetic", 12, [96], tiny_config(reps=1), detector="haar", video_frames=6,
+                          data_options=options)
+    backends = ["torch", "onnxruntime"] if importlib.util.find_spec("onnxruntime") else ["torch"]
+    assert [(r.mode, r.phase) for r in rows if r.error is None] == [
+        *((b, "classifier") for b in backends), *((f"predict-{b}", "pipeline") for b in backends),
+        *((f"predict-{b}", "video") for b in backends)]
+    for row in rows:
+        assert row.error is None and row.images_per_s > 0 and row.params > 0 and row.in_chans == 3
+        assert row.detector == (None if row.phase == "classifier" else "haar")
+    pipeline = [r for r in rows if r.phase == "pipeline"]
+    assert {r.image_size for r in pipeline} == {96} and len({r.faces_found for r in pipeline}) == 1
+    # The same photos through predict directly find the same faces.
     import cv2
-    import numpy as np
 
-    test = zoo.dataset("synthetic").with_options(options).load().split("test").images
     photos = tmp_path / "photos"
     photos.mkdir()
-    for index, image in enumerate(test[np.resize(np.arange(len(test)), 12)]):
+    for index, image in enumerate(pipeline_faces(zoo, "synthetic", 12, options)):
         cv2.imwrite(str(photos / f"{index:05d}.png"), cv2.resize(image, (96, 96), interpolation=cv2.INTER_CUBIC)[..., ::-1])
-    assert 0 < row.faces_found == len(predict(model, [photos], zoo.catalog.build, torch.device("cpu")).faces)
+    assert pipeline[0].faces_found == len(predict(model, [photos], zoo.catalog.build, torch.device("cpu"),
+                                                   detect="haar").faces)
+    assert all(r.faces_found is not None for r in rows if r.phase == "video")
 
 
 def test_bench_cli_pipeline_row_and_refusal(zoo, tmp_path):
@@ -141,14 +150,16 @@ def test_bench_cli_pipeline_row_and_refusal(zoo, tmp_path):
     common = ["bench", "--device", "cpu", "--mode", "fp32-cl", "--phase", "inference", "--batch-size", "4",
               "--image-size", "16", "--warmup", "0", "--reps", "1", "--peak-tflops", "1", "--out", str(tmp_path / "b")]
     done = runner.invoke(app, [*common, "--model", str(model), "--pipeline-size", "32", "--pipeline-images", "4",
-                               "--pipeline-dataset", "squares"])
+                               "--pipeline-dataset", "squares", "--detector", "haar"])
     assert done.exit_code == 0, done.output
     (record_path,) = (tmp_path / "b").glob("*.json")
     record = json.loads(record_path.read_text())
-    assert [(r["mode"], r["phase"]) for r in record["rows"]] == [("fp32-cl", "inference"), ("predict", "pipeline")]
-    assert record["rows"][1]["faces_found"] == 0 and record["rows"][1]["images_per_s"] > 0  # squares are no faces
-    assert record["config"]["pipeline"] == {"size": 32, "images": 4, "dataset": "squares"}
-    refused = runner.invoke(app, [*common, "--model", "example-tinycnn", "--pipeline-size", "32"])
+    phases = [(r["mode"], r["phase"]) for r in record["rows"]]
+    assert phases[0] == ("fp32-cl", "inference") and ("predict-torch", "pipeline") in phases
+    (photos,) = [r for r in record["rows"] if r["mode"] == "predict-torch" and r["phase"] == "pipeline"]
+    assert photos["faces_found"] == 0 and photos["images_per_s"] > 0 and photos["detector"] == "haar"  # squares are no faces
+    assert record["config"]["pipeline"] == {"sizes": [32], "images": 4, "dataset": "squares", "detector": "haar"}
+    refused = runner.invoke(app, [*common, "--model", "example-tinycnn", "--pipeline"])
     assert refused.exit_code != 0 and "needs a trained model" in str(refused.exception or refused.output)
 
 
