@@ -30,6 +30,7 @@ import torch
 
 from ferbench.checkpoint import load_model, read_model_record
 from ferbench.errors import ConfigError
+from ferbench.export import ONNX_FILE, OnnxClassifier
 from ferbench.faces import IMAGE_SUFFIXES, Box, FacePipeline, image_files, read_image
 from ferbench.files import atomic_path, write_text
 from ferbench.training import predict_proba
@@ -151,27 +152,24 @@ def load_classifier(model_path: Path, build: Callable[..., Any], device: torch.d
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     path = Path(model_path).expanduser()
-    if path.suffix == ".onnx" or backend == "onnxruntime":
-        from ferbench.export import ONNX_FILE, OnnxClassifier
-
-        if path.suffix != ".onnx":
-            directory, record = read_model_record(path)
-            path = directory / ONNX_FILE
-            if not path.is_file():
-                raise ConfigError(f"--backend onnxruntime: {directory} has no {ONNX_FILE}; write it with "
-                                  f"`ferbench export --model {directory}`")
-        elif not path.is_file():
+    if path.suffix == ".onnx":  # the file alone: its metadata holds the model's record
+        if not path.is_file():
             raise ConfigError(f"--model {path}: no such file")
         onnx = OnnxClassifier(path)
-        if path.suffix == ".onnx" and path.parent / ONNX_FILE == path and (path.parent / "model.json").is_file():
-            _, current = read_model_record(path.parent)
-            if current != onnx.record:
-                raise ConfigError(f"{path} was exported from another model than {path.parent / 'model.json'}; "
-                                  f"export it again with `ferbench export --model {path.parent}`")
-        return FaceClassifier(onnx.record, "onnxruntime", lambda crops: onnx(crops, batch_size))
-    model, input_spec, record = load_model(path, build)
-    return FaceClassifier(record, "torch",
-                          lambda crops: predict_proba(model, crops, input_spec, device, batch_size))
+    elif backend == "onnxruntime":
+        directory, record = read_model_record(path)
+        if not (directory / ONNX_FILE).is_file():
+            raise ConfigError(f"--backend onnxruntime: {directory} has no {ONNX_FILE}; write it with "
+                              f"`ferbench export --model {directory}`")
+        onnx = OnnxClassifier(directory / ONNX_FILE)
+        if onnx.record != record:
+            raise ConfigError(f"{directory / ONNX_FILE} was exported from another model than {directory / 'model.json'}; "
+                              f"export it again with `ferbench export --model {directory}`")
+    else:
+        model, input_spec, record = load_model(path, build)
+        return FaceClassifier(record, "torch",
+                              lambda crops: predict_proba(model, crops, input_spec, device, batch_size))
+    return FaceClassifier(onnx.record, "onnxruntime", lambda crops: onnx(crops, batch_size))
 
 
 def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], device: torch.device,
