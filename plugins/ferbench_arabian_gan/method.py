@@ -451,14 +451,17 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
     guard = DivergenceGuard()  # NaN/Inf losses or gradients stop the run as a failed result naming the network
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        order = torch.randperm(len(source), generator=sampler)
-        sums: dict[str, float] = {}
-        guide_predictions = torch.zeros(len(source.classes), dtype=torch.long)
+        # Batch indices and labels are picked on the host (numpy), losses are summed on the device and read
+        # once per epoch: a host read per step would make an accelerator wait for every step to finish.
+        order = torch.randperm(len(source), generator=sampler).numpy()
+        sums: dict[str, torch.Tensor] = {}
+        guide_predictions = torch.zeros(len(source.classes), dtype=torch.long, device=device)
         for step in ctx.track(range(steps), f"restyler epoch {epoch}/{epochs}", total=steps):
-            index = order[step * batch_size:(step + 1) * batch_size].to(device)
+            index_host = order[step * batch_size:(step + 1) * batch_size]
+            index = torch.from_numpy(index_host).to(device, non_blocking=True)
             real_source, labels = to_gan(source_images[index], size), source_labels[index]
-            target_index = sample_target(target_by_class, labels.cpu(), len(target), config["label_matched_batches"],
-                                         sampler).to(device)
+            target_index = sample_target(target_by_class, source.labels[index_host], len(target),
+                                         config["label_matched_batches"], sampler).to(device, non_blocking=True)
             real_target, real_target_labels = to_gan(target_images[target_index], size), target_labels[target_index]
             target_as_source = to_gan(target_images[target_index], size, source.channels)
 
@@ -492,11 +495,13 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
                                 d_fake=torch.sigmoid(logit_fake).mean())
                 if guides:
                     with torch.no_grad():
-                        guessed = guides[0].logits_of_generated(restyled.detach().float()).argmax(1).cpu()
+                        guessed = guides[0].logits_of_generated(restyled.detach().float()).argmax(1)
                     guide_predictions += torch.bincount(guessed, minlength=len(source.classes))
             for name, value in observed.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-        metrics = {name: total / steps for name, total in sums.items()}
+                sums[name] = sums.get(name, 0) + value.detach().float()
+        totals = torch.stack(list(sums.values())).tolist()  # the epoch's one read of its losses
+        metrics = {name: total / steps for name, total in zip(sums, totals)}
+        guide_predictions = guide_predictions.cpu()
         metrics["loss"] = metrics["loss_g"]  # what epoch observers log: the generator's loss
         if guide_predictions.sum():
             # The share of the rarest class among the guide's predictions on restyled images: near 0, a
@@ -511,15 +516,15 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
     return history
 
 
-def sample_target(by_class: list[torch.Tensor], labels: torch.Tensor, size: int, matched: bool,
+def sample_target(by_class: list[torch.Tensor], labels: np.ndarray, size: int, matched: bool,
                   generator: torch.Generator) -> torch.Tensor:
     """Indices of a real target batch: the same labels as the source batch (``matched``) or uniform."""
     if not matched:
         return torch.randint(size, (len(labels),), generator=generator)
     picks = torch.empty(len(labels), dtype=torch.long)
-    for label in labels.unique():
-        where = torch.nonzero(labels == label).flatten()
-        pool = by_class[int(label)]
+    for label in np.unique(labels):
+        where = torch.from_numpy(np.flatnonzero(labels == label))
+        pool = by_class[label]
         if not len(pool):  # the target lacks this class: fall back to any image
             picks[where] = torch.randint(size, (len(where),), generator=generator)
         else:

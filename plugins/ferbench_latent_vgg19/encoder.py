@@ -40,7 +40,8 @@ def train_encoder(encoder: StyleEncoder, generator, *, steps: int, batch_size: i
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=lr, weight_decay=1e-4, fused=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     random = torch.Generator().manual_seed(seed)
-    history, loss_sum, started = [], 0.0, time.perf_counter()
+    # The loss is summed on the device and read at the ten history points only (no per-step sync).
+    history, loss_sum, started = [], torch.zeros((), device=device), time.perf_counter()
     for step in track(range(1, steps + 1), "encoder", total=steps):
         z = torch.randn(batch_size, generator.latent_dim, generator=random).to(device)
         with torch.no_grad(), precision.autocast(device):
@@ -53,11 +54,11 @@ def train_encoder(encoder: StyleEncoder, generator, *, steps: int, batch_size: i
         loss.backward()
         optimizer.step()
         schedule.step()
-        loss_sum += loss.item()
+        loss_sum += loss.detach()
         if step % max(1, steps // 10) == 0 or step == steps:
             every = step - (history[-1]["step"] if history else 0)
-            history.append({"step": step, "w_mse": loss_sum / every, "seconds": time.perf_counter() - started})
-            loss_sum = 0.0
+            history.append({"step": step, "w_mse": loss_sum.item() / every, "seconds": time.perf_counter() - started})
+            loss_sum.zero_()
     generator.requires_grad_(True)
     encoder.eval()
     return {"steps": steps, "batch_size": batch_size, "history": history, "seconds": time.perf_counter() - started}

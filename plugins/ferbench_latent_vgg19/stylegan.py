@@ -238,7 +238,9 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
     n, size, chans = len(images), generator.image_size, generator.out_chans
     batch_size = min(batch_size, n)
     history, started = [], time.perf_counter()
-    d_sum = g_sum = 0.0
+    # Losses are summed on the device and read at the ten history points only: a host read per step
+    # would make an accelerator wait for every step to finish.
+    sums = torch.zeros(2, device=device)
     for step in track(range(1, steps + 1), "GAN", total=steps):
         index = torch.randint(0, n, (batch_size,), generator=random).to(device)
         real = to_gan_range(images[index], chans, size)
@@ -269,9 +271,10 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
         discriminator.requires_grad_(True)
         generator.track_w_avg(w)
 
-        d_sum, g_sum = d_sum + d_loss.item(), g_sum + g_loss.item()
+        sums += torch.stack([d_loss.detach(), g_loss.detach()])
         if step % max(1, steps // 10) == 0 or step == steps:
             every = step - (history[-1]["step"] if history else 0)
+            d_sum, g_sum = sums.tolist()
             if not math.isfinite(d_sum + g_sum):
                 component, value = ("discriminator loss", d_sum) if not math.isfinite(d_sum) else ("generator loss", g_sum)
                 raise TrainingDiverged(f"GAN training diverged by step {step} (before the classifier's first epoch): "
@@ -279,7 +282,7 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
                                        value=value)
             history.append({"step": step, "d_loss": d_sum / every, "g_loss": g_sum / every,
                             "seconds": time.perf_counter() - started})
-            d_sum = g_sum = 0.0
+            sums.zero_()
     generator.eval()
     discriminator.eval()
     return {"steps": steps, "batch_size": batch_size, "images": n, "history": history,

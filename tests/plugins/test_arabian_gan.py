@@ -351,3 +351,19 @@ def test_bench_times_the_restyler_as_the_methods_inference_path(zoo):
     (inference, training) = bench_module("arabian-gan", bench_target(zoo, "arabian-gan", config), config, peak=None)
     assert inference.error is None and training.error is None and inference.images_per_s > 0
     assert inference.params == sum(p.numel() for p in bench_target(zoo, "arabian-gan", config)(16).parameters())
+
+
+def test_a_restyler_step_never_reads_back_to_the_host(catalog, squares, tmp_path, monkeypatch):
+    from host_reads import counting_host_reads
+
+    source, target = squares(classes=CLASSES, channels=3, seed=1), squares(classes=CLASSES)
+    reads = {}
+    for batch_size in (8, 4):  # twice the steps in one epoch at batch 4
+        restyler, dnet = tiny_gan(residual=True)
+        guide = tiny_classifier(catalog)
+        with counting_host_reads(monkeypatch) as counts:
+            history = train_restyler(restyler, dnet, [guide], source, target,
+                                     {**DEFAULTS, **TINY, "epochs": 1, "batch_size": batch_size}, context(tmp_path, {}))
+        reads[batch_size] = dict(counts)
+        assert np.isfinite(history[0]["loss_g"]) and 0 <= history[0]["guide_rarest_class_share"] <= 1
+    assert len(source) // 4 > len(source) // 8 and reads[8] == reads[4], reads

@@ -302,3 +302,22 @@ def test_nan_stops_the_gan_and_the_classifier_as_diverged_naming_what_broke(cata
     with pytest.raises(TrainingDiverged, match="epoch 1, step 1: the classifier loss became nan"):
         train_latent_classifier(model, np.zeros((8, 32, 32), np.uint8), torch.randn(8, 16), np.arange(8) % 2,
                                 InputSpec(1, 32, (0.5,), (0.25,)), config, torch.device("cpu"), seed=0)
+
+
+def test_gan_and_encoder_steps_never_read_losses_back_to_the_host(catalog, monkeypatch):
+    from host_reads import counting_host_reads
+
+    images = torch.randint(0, 256, (8, 16, 16), dtype=torch.uint8)
+    reads = {}
+    for steps in (10, 20):  # both log 10 history points; per-step reads would double the count
+        torch.manual_seed(0)
+        generator = catalog.build("generator", "stylegan", image_size=16, out_chans=1, **TINY_G)
+        discriminator = catalog.build("discriminator", "stylegan-discriminator", image_size=16, in_chans=1, channels=16)
+        encoder = catalog.build("encoder", "stylegan-encoder", latent_dim=32, in_chans=1, image_size=16,
+                                backbone="resnet10t")
+        with counting_host_reads(monkeypatch) as counts:
+            train_gan(generator, discriminator, images, steps=steps, batch_size=4, lr=0.002, r1_gamma=0.1, seed=0,
+                      device=torch.device("cpu"), r1_every=2)
+            train_encoder(encoder, generator, steps=steps, batch_size=4, lr=1e-3, seed=0, device=torch.device("cpu"))
+        reads[steps] = dict(counts)
+    assert reads[10] == reads[20] and sum(reads[10].values()) > 0  # the spy sees the history reads
