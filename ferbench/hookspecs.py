@@ -7,8 +7,12 @@ through an entry point in the ``ferbench`` group::
     myplugin = "my_package.ferbench_plugin"
 
 Registration hooks return lists of spec records (:mod:`ferbench.interfaces`). Lifecycle hooks observe a
-run; ferbench calls each plugin's implementation on its own, so an error in one plugin is reported by
-name and never stops the others or the run.
+run. Hooks are called through pluggy, so ``@ferbench.hookimpl(tryfirst=True)`` / ``trylast`` order an
+implementation among the others (by default the plugin loaded last is called first), and
+``hookwrapper=True`` / ``wrapper=True`` implementations wrap the calls; a wrapper sees (and a new-style one
+must ``return``) the list of ``(plugin name, result)`` pairs. An error in one plugin, wrappers included,
+is reported by name and never stops the others or the run. Of two records with one name, the plugin
+loaded first keeps it.
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ Plugins come from two places only: the ``ferbench`` entry-point group of install
 modules the user names explicitly (``FERBENCH_PLUGINS=my.module,other.module``). The core registers its
 own protocols as the plugin ``ferbench``; it never imports a built-in plugin.
 
-Each hook implementation is called on its own, so an import error or an exception inside one plugin's hook
-is recorded against that plugin (``ferbench plugins`` shows it) and every other plugin keeps working.
+Hooks are called through pluggy (``pm.hook.<name>()``), so ``tryfirst``/``trylast`` and hook wrappers work
+as pluggy documents them. What pluggy registers for a plugin is a stand-in holding the plugin's own hook
+implementations, each guarded: an import error or an exception inside one plugin's hook is recorded
+against that plugin (``ferbench plugins`` shows it) and every other plugin keeps working, and each result
+comes back as ``(plugin name, result)`` so that it stays attributable to the plugin that returned it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import inspect
 import os
 import traceback
 import warnings
@@ -121,6 +125,8 @@ class PluginManager:
         self.hooks.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._unwarned: list[str] = []  # lifecycle hook errors found during a call, warned after it
+        self._stand_ins: dict[Any, _StandIn] = {}
 
         from ferbench import protocols  # the core's own registrations
 
@@ -152,9 +158,113 @@ class PluginManager:
         try:
             plugin = load()
             info.module = plugin.__name__
-            self.hooks.register(plugin, name=name)
+            # one stand-in per module, so that pluggy still refuses a module registered under two names
+            if plugin not in self._stand_ins:
+                self._stand_ins[plugin] = self._stand_in(plugin, name)
+            self.hooks.register(self._stand_ins[plugin], name=name)
         except Exception as error:  # a broken plugin must not take the others down
             info.errors.append(f"failed to load: {_describe(error)}")
+
+    def _stand_in(self, plugin: Any, name: str) -> _StandIn:
+        """The plugin's hook implementations, each guarded, under the same markers (so pluggy orders and
+        validates them as the plugin wrote them)."""
+        stand_in = _StandIn(plugin)
+        for attr in dir(plugin):
+            opts = self.hooks.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
+                continue
+            function = getattr(plugin, attr)
+            if (opts.get("wrapper") or opts.get("hookwrapper")) and not inspect.isgeneratorfunction(function):
+                guarded = function  # not a generator: leave it to pluggy to refuse the plugin, as it always has
+            else:
+                guard = self._guard_wrapper if opts.get("wrapper") else \
+                    self._guard_hookwrapper if opts.get("hookwrapper") else self._guard
+                guarded = functools.wraps(function)(guard(name, opts.get("specname") or attr, function))
+            setattr(guarded, f"{self.hooks.project_name}_impl", opts)
+            setattr(stand_in, attr, guarded)
+        return stand_in
+
+    def _guard(self, plugin: str, hook: str, function: Callable) -> Callable:
+        def guarded(*args: Any) -> Any:
+            try:
+                return plugin, function(*args)
+            except Exception as error:
+                self._failed(plugin, hook, error)
+                return None  # pluggy leaves None out of the results
+        return guarded
+
+    # A wrapper that raises (before its yield, after it, or by not yielding) is recorded against its plugin
+    # and the call goes on as if that wrapper were not there: the inner implementations still run and the
+    # results they returned are kept. So is one that replaces the results with something else than the
+    # ``(plugin, result)`` pairs it was given (a new-style wrapper must ``return (yield)``), or an old-style
+    # one that forces an exception. Errors from outside the plugins (a KeyboardInterrupt) pass through.
+
+    def _guard_hookwrapper(self, plugin: str, hook: str, function: Callable) -> Callable:
+        def guarded(*args: Any) -> Any:
+            try:
+                wrapper = function(*args)
+                next(wrapper)
+            except Exception as error:
+                self._failed(plugin, hook, _not_yielded(error))
+                yield
+                return
+            outcome = yield
+            intact = outcome.exception is None  # else an error from outside the plugins, left as it is
+            inner = outcome.get_result() if intact else None
+            try:
+                wrapper.send(outcome)
+            except StopIteration:
+                pass
+            except Exception as error:
+                self._failed(plugin, hook, error)
+            else:
+                wrapper.close()
+                self._failed(plugin, hook, RuntimeError("hookwrapper has a second yield"))
+            if intact and (outcome.exception is not None or not self._tagged(outcome.get_result())):
+                self._failed(plugin, hook, outcome.exception or _replaced(outcome.get_result()))
+                outcome.force_result(inner)
+        return guarded
+
+    def _guard_wrapper(self, plugin: str, hook: str, function: Callable) -> Callable:
+        def guarded(*args: Any) -> Any:
+            try:
+                wrapper = function(*args)
+                next(wrapper)
+            except Exception as error:
+                self._failed(plugin, hook, _not_yielded(error))
+                return (yield)
+            try:
+                inner = yield
+            except BaseException:
+                wrapper.close()
+                raise
+            try:
+                wrapper.send(inner)
+            except StopIteration as stop:
+                if self._tagged(stop.value):
+                    return stop.value
+                self._failed(plugin, hook, _replaced(stop.value))
+            except Exception as error:
+                self._failed(plugin, hook, error)
+            else:
+                wrapper.close()
+                self._failed(plugin, hook, RuntimeError("wrapper has a second yield"))
+            return inner
+        return guarded
+
+    def _tagged(self, results: Any) -> bool:
+        return isinstance(results, list) and all(
+            isinstance(r, tuple) and len(r) == 2 and r[0] in self.plugins for r in results)
+
+    def _failed(self, plugin: str, hook: str, error: BaseException) -> None:
+        """Record an error once per plugin and hook; lifecycle hook errors are also warned (by notify)."""
+        if (plugin, hook) in self._warned:
+            return
+        self._warned.add((plugin, hook))
+        message = f"{hook} raised {_describe(error)}"
+        self.plugins[plugin].errors.append(message)
+        if hook not in REGISTRATIONS:
+            self._unwarned.append(f"plugin {plugin!r}: {message}")
 
     @property
     def failures(self) -> dict[str, list[str]]:
@@ -165,12 +275,16 @@ class PluginManager:
     @cached_property
     def catalog(self) -> Catalog:
         catalog = Catalog()
+        registered = list(self.plugins)
         for hook_name, (section, record_type) in REGISTRATIONS.items():
             registry: dict[str, Any] = getattr(catalog, section)
-            for impl in getattr(self.hooks.hook, hook_name).get_hookimpls():
-                info = self.plugins[impl.plugin_name]
+            returned = getattr(self.hooks.hook, hook_name)()
+            # pluggy calls the last registered first (tryfirst/trylast aside); of two records with one name,
+            # the plugin registered first keeps it, as it always has: the core's own before any plugin.
+            for plugin, records in sorted(returned, key=lambda pair: registered.index(pair[0])):
+                info = self.plugins[plugin]
                 try:
-                    records = list(impl.function() or [])
+                    records = list(records or [])
                     bad = [r for r in records if not isinstance(r, record_type)]
                     if bad:
                         raise TypeError(f"returned {type(bad[0]).__name__}, expected {record_type.__name__}")
@@ -193,23 +307,34 @@ class PluginManager:
         return catalog
 
     def notify(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call a hook on every plugin and return their results; an error is reported once per plugin
-        and hook, and the others (and the run) go on."""
-        results = []
-        for impl in getattr(self.hooks.hook, hook_name).get_hookimpls():
-            try:
-                results.append(impl.function(**{arg: kwargs[arg] for arg in impl.argnames}))
-            except Exception as error:
-                key = (impl.plugin_name, hook_name)
-                if key not in self._warned:
-                    self._warned.add(key)
-                    message = f"{hook_name} raised {_describe(error)}"
-                    self.plugins[impl.plugin_name].errors.append(message)
-                    warnings.warn(f"plugin {impl.plugin_name!r}: {message}", RuntimeWarning, stacklevel=2)
-        return results
+        """Call a hook on every plugin and return their results, in pluggy's call order; an error is
+        reported once per plugin and hook, and the others (and the run) go on."""
+        returned = getattr(self.hooks.hook, hook_name)(**kwargs)
+        # warned after the call, so that a warning turned into an error cannot stop the other plugins
+        while self._unwarned:
+            warnings.warn(self._unwarned.pop(0), RuntimeWarning, stacklevel=2)
+        return [result for _, result in returned]
 
     def plugin_of(self, section: str, name: str) -> str | None:
         return self.catalog.owner.get((section, name))
+
+
+class _StandIn:
+    """What pluggy registers for a plugin: the plugin's hook implementations, guarded."""
+
+    def __init__(self, plugin: Any):
+        self._plugin = plugin
+
+    def __repr__(self) -> str:
+        return f"<guarded {self._plugin!r}>"
+
+
+def _not_yielded(error: Exception) -> Exception:
+    return RuntimeError("wrapper did not yield") if isinstance(error, StopIteration) else error
+
+
+def _replaced(results: Any) -> TypeError:
+    return TypeError(f"wrapper returned {type(results).__name__}, not the (plugin, result) pairs it was given")
 
 
 def _describe(error: BaseException) -> str:
