@@ -312,10 +312,22 @@ class TrainingCheckpoint:
             torch.save(payload, tmp)
         self.epoch = int(epoch)
 
+    def stage(self, name: str) -> "TrainingCheckpoint":
+        """The checkpoint of one training loop of a fold that runs several in turn (a GAN method's
+        classifiers, then its generator): a file beside this one, ``<stem>.<name><suffix>``. A stage that
+        finished holds its last epoch, so a resumed fold restores it and goes straight on to the next;
+        :meth:`remove` deletes the stages' files with this one."""
+        if self.path is None:
+            return TrainingCheckpoint(writable=self.writable)
+        return TrainingCheckpoint(self.path.with_name(f"{self.path.stem}.{name}{self.path.suffix}"), self.writable)
+
     def remove(self) -> None:
-        """Delete the checkpoint (the fold's results are written; the trained model is saved on its own)."""
+        """Delete the checkpoint and its stages' (the fold's results are written; the trained model is
+        saved on its own)."""
         if self.path is not None and self.writable:
             self.path.unlink(missing_ok=True)
+            for stage in self.path.parent.glob(f"{self.path.stem}.*{self.path.suffix}"):
+                stage.unlink(missing_ok=True)
 
 
 def _rng_states() -> dict[str, Any]:

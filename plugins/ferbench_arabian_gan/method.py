@@ -268,7 +268,7 @@ class ArabianGAN(Method):
         self.encoder, self.generator, self.discriminator = (
             ctx.build(role, self.components[role], **self.build_args[role]).to(ctx.device) for role in self.build_args)
 
-        self.frozen = [self._prepare_classifier(c, classifier_train, ctx) for c in built]
+        self.frozen = [self._prepare_classifier(c, classifier_train, ctx, index) for index, c in enumerate(built)]
         self.evaluators = [c for c in self.frozen if c.role == "evaluator"]
         self.guides = [c for c in self.frozen if c.role == "guide"]
         self.restyler = Restyler(self.encoder, self.generator, size, self.target_channels, bool(config["residual"]),
@@ -298,7 +298,8 @@ class ArabianGAN(Method):
         input_spec = InputSpec.fit(target.images, in_chans, image_size)
         return FrozenClassifier(name, role, model, input_spec, torch.arange(len(self.classes)), "trained")
 
-    def _prepare_classifier(self, classifier: FrozenClassifier, train: Dataset, ctx: RunContext) -> FrozenClassifier:
+    def _prepare_classifier(self, classifier: FrozenClassifier, train: Dataset, ctx: RunContext,
+                            index: int) -> FrozenClassifier:
         config = self.config
         if classifier.origin == "trained":
             recipe = {**SUPERVISED_DEFAULTS, "epochs": config["classifier_epochs"],
@@ -306,7 +307,7 @@ class ArabianGAN(Method):
                       "augment": config["classifier_augment"]}
             classifier.history = train_classifier(
                 classifier.model, train, classifier.input_spec, recipe, ctx.device, ctx.seed, ctx.track,
-                lambda epoch, metrics: None)
+                lambda epoch, metrics: None, ctx.checkpoint.stage(f"classifier-{index}"))
         classifier.model.to(ctx.device).eval().requires_grad_(False)
         if self.reference is not train:
             probabilities = classifier.probabilities(self.reference.images, ctx.device, int(config["eval_batch_size"]))
@@ -447,9 +448,13 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
     steps = max(1, len(source) // batch_size)
     restyler.to(device).train()
     discriminator.to(device).train()
-    history = []
+    state = {"restyler": restyler, "discriminator": discriminator, "optimizer_g": optimizer_g,
+             "optimizer_d": optimizer_d, "sampler": sampler}
+    checkpoint = ctx.checkpoint.stage("restyler")
+    start = checkpoint.restore(state)
+    history = list(start.extra.get("history", []))
     guard = DivergenceGuard()  # NaN/Inf losses or gradients stop the run as a failed result naming the network
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start.epoch + 1, epochs + 1):
         started = time.perf_counter()
         # Batch indices and labels are picked on the host (numpy), losses are summed on the device and read
         # once per epoch: a host read per step would make an accelerator wait for every step to finish.
@@ -510,6 +515,7 @@ def train_restyler(restyler: Restyler, discriminator: nn.Module, guides: list[Fr
         metrics["seconds"] = time.perf_counter() - started
         guard.check(epoch)
         history.append({"epoch": epoch, **metrics})
+        checkpoint.save(epoch, state, history=history)
         ctx.epoch_end(epoch, metrics)
     restyler.eval()
     discriminator.eval()

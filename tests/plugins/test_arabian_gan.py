@@ -367,3 +367,35 @@ def test_a_restyler_step_never_reads_back_to_the_host(catalog, squares, tmp_path
         reads[batch_size] = dict(counts)
         assert np.isfinite(history[0]["loss_g"]) and 0 <= history[0]["guide_rarest_class_share"] <= 1
     assert len(source) // 4 > len(source) // 8 and reads[8] == reads[4], reads
+
+
+def test_an_interrupted_fold_resumes_its_restyler_to_the_same_numbers(tmp_path, monkeypatch):
+    from ferbench.errors import RunInterrupted
+    from ferbench.registry import Zoo
+    from ferbench.runner import RunRequest, resume_request, run
+
+    monkeypatch.setenv("FERBENCH_PLUGINS", "plugin_fixtures.squares_plugin,plugin_fixtures.interrupt_plugin")
+    zoo = Zoo(PluginManager(), ROOT / "registry.yaml")
+
+    def request(out):
+        return RunRequest(method="arabian-gan", dataset="squares-rgb", target="squares", device="cpu",
+                          config={**TINY, "epochs": 3}, out_dir=out)
+
+    (reference,) = run(zoo, request(tmp_path / "reference"))
+    monkeypatch.setenv("FERBENCH_TEST_INTERRUPT", "loss_g:2")
+    with pytest.raises(RunInterrupted):
+        run(zoo, request(tmp_path / "cut"))
+    (run_dir,) = (tmp_path / "cut").iterdir()
+    stages = sorted(p.name for p in run_dir.rglob("checkpoint*.pt"))
+    assert "checkpoint.restyler.pt" in stages and "checkpoint.classifier-0.pt" in stages, stages
+    assert torch.load(next(run_dir.rglob("checkpoint.restyler.pt")), weights_only=True)["epoch"] == 2
+    monkeypatch.delenv("FERBENCH_TEST_INTERRUPT")
+    from plugin_fixtures import interrupt_plugin
+
+    interrupt_plugin.seen.clear()
+    (resumed,) = run(zoo, resume_request(run_dir, {}))
+    assert [epoch for epoch, names in interrupt_plugin.seen if "loss_g" in names] == [3]  # only the missing epoch
+    assert resumed["metrics"] == reference["metrics"]
+    assert [h["loss_g"] for h in resumed["extra"]["history"]] == [h["loss_g"] for h in reference["extra"]["history"]]
+    assert resumed["extra"]["table2"] == reference["extra"]["table2"]
+    assert not list(run_dir.rglob("checkpoint*.pt"))  # the fold finished: its stages' checkpoints are gone
