@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ferbench.data import InputSpec
+from ferbench.checkpoint import TrainingCheckpoint
 from ferbench.training import TrainingSet, predict_proba, train_classifier
 
 
@@ -68,7 +69,8 @@ class LatentVGG19(nn.Module):
 def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Tensor, labels: np.ndarray,
                             input_spec: InputSpec, config: dict[str, Any], device: torch.device, seed: int,
                             track: Callable = lambda it, *a, **k: it,
-                            epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None) -> list[dict]:
+                            epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None,
+                            checkpoint: TrainingCheckpoint | None = None) -> list[dict]:
     """Cross-entropy training on (uint8 image, w) pairs through the core's engine
     (:func:`ferbench.training.train_classifier`), with the latent as the model's second input. Augmentation
     moves the image only; w stays the image's code (MixUp/CutMix, if turned on, mix w with the label
@@ -77,7 +79,7 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
     model.fit_latent_scale(latents)
     data = TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(device),
                        torch.from_numpy(labels.astype(np.int64)).to(device), extras=(latents,))
-    return train_classifier(model, data, input_spec, config, device, seed, track, epoch_end,
+    return train_classifier(model, data, input_spec, config, device, seed, track, epoch_end, checkpoint,
                             label="classifier epoch")
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ferbench import precision
+from ferbench.checkpoint import TrainingCheckpoint
 from ferbench.interfaces import Encoder
 
 
@@ -32,17 +33,22 @@ class StyleEncoder(Encoder):
 
 
 def train_encoder(encoder: StyleEncoder, generator, *, steps: int, batch_size: int, lr: float, seed: int,
-                  device: torch.device, track: Callable = lambda it, *a, **k: it) -> dict[str, Any]:
-    """Fit ``encoder`` on freshly generated (G(w), w) pairs, with the generator frozen."""
+                  device: torch.device, track: Callable = lambda it, *a, **k: it,
+                  checkpoint: TrainingCheckpoint | None = None) -> dict[str, Any]:
+    """Fit ``encoder`` on freshly generated (G(w), w) pairs, with the generator frozen. With a
+    ``checkpoint`` the state is saved at each of the ten history points and a saved one is continued from."""
     generator.to(device).eval().requires_grad_(False)
     encoder.to(device).train()
     encoder.w_avg.copy_(generator.w_avg)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=lr, weight_decay=1e-4, fused=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     random = torch.Generator().manual_seed(seed)
+    checkpoint = checkpoint or TrainingCheckpoint()
+    state = {"encoder": encoder, "optimizer": optimizer, "schedule": schedule, "random": random}
+    start = checkpoint.restore(state)
     # The loss is summed on the device and read at the ten history points only (no per-step sync).
-    history, loss_sum, started = [], torch.zeros((), device=device), time.perf_counter()
-    for step in track(range(1, steps + 1), "encoder", total=steps):
+    history, loss_sum, started = list(start.extra.get("history", [])), torch.zeros((), device=device), time.perf_counter()
+    for step in track(range(start.epoch + 1, steps + 1), "encoder", total=steps - start.epoch):
         z = torch.randn(batch_size, generator.latent_dim, generator=random).to(device)
         with torch.no_grad(), precision.autocast(device):
             w = generator.mapping(z).float()
@@ -59,6 +65,7 @@ def train_encoder(encoder: StyleEncoder, generator, *, steps: int, batch_size: i
             every = step - (history[-1]["step"] if history else 0)
             history.append({"step": step, "w_mse": loss_sum.item() / every, "seconds": time.perf_counter() - started})
             loss_sum.zero_()
+            checkpoint.save(step, state, history=history)
     generator.requires_grad_(True)
     encoder.eval()
     return {"steps": steps, "batch_size": batch_size, "history": history, "seconds": time.perf_counter() - started}

@@ -248,7 +248,8 @@ class LatentVGG19Method(Method):
         self.input_spec = InputSpec.fit(images, in_chans, image_size)
         started = time.perf_counter()
         self.history = train_latent_classifier(self.classifier, images, inverted["w"], train.labels, self.input_spec,
-                                               config, self.device, ctx.seed, ctx.track, ctx.epoch_end)
+                                               config, self.device, ctx.seed, ctx.track, ctx.epoch_end,
+                                               ctx.checkpoint.stage("classifier"))
         self.timings["classifier_s"] = time.perf_counter() - started
         self._last: tuple[Dataset, dict[str, Any]] | None = None
 
@@ -285,11 +286,11 @@ class LatentVGG19Method(Method):
         gan_history = train_gan(generator, discriminator, torch.from_numpy(images).to(device),
                                 steps=int(config["gan_steps"]), batch_size=int(config["gan_batch_size"]),
                                 lr=float(config["gan_lr"]), r1_gamma=float(config["r1_gamma"]), seed=ctx.seed,
-                                device=device, track=ctx.track)
+                                device=device, track=ctx.track, checkpoint=ctx.checkpoint.stage("gan"))
         encoder_history = train_encoder(encoder, generator, steps=int(config["encoder_steps"]),
                                         batch_size=int(config["encoder_batch_size"]),
                                         lr=float(config["encoder_lr"]), seed=ctx.seed + 1, device=device,
-                                        track=ctx.track)
+                                        track=ctx.track, checkpoint=ctx.checkpoint.stage("encoder"))
         record = {"trained_on": trained_on, "key": key, "seed": ctx.seed,
                   "generator": {"component": ctx.components["generator"], "build": generator_build},
                   "encoder": {"component": ctx.components["encoder"], "build": encoder_build},
@@ -325,8 +326,8 @@ class LatentVGG19Method(Method):
         lens_config = {"epochs": int(config["lens_epochs"]), "batch_size": int(config["batch_size"]),
                        "lr": float(config["lens_lr"]), "weight_decay": float(config["weight_decay"]),
                        "label_smoothing": float(config["label_smoothing"]), "augment": bool(config["augment"])}
-        history = train_classifier(classifier, train, spec, lens_config, self.device, ctx.seed + 2, ctx.track) \
-            if lens_config["epochs"] else []
+        history = train_classifier(classifier, train, spec, lens_config, self.device, ctx.seed + 2, ctx.track,
+                                   checkpoint=ctx.checkpoint.stage("lens")) if lens_config["epochs"] else []
         self.lens_state = (name, build, spec, classifier)
         return FaceLens(classifier, spec).to(self.device), {
             "kind": f"face classifier {name} trained on the fold's training split (penultimate features)",

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferbench import precision
+from ferbench.checkpoint import TrainingCheckpoint
 from ferbench.data import to_channels
 from ferbench.errors import ConfigError, TrainingDiverged
 from ferbench.interfaces import Discriminator, Generator
@@ -228,8 +229,11 @@ def to_gan_range(batch: torch.Tensor, chans: int, size: int) -> torch.Tensor:
 
 def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, images: torch.Tensor, *, steps: int,
               batch_size: int, lr: float, r1_gamma: float, seed: int, device: torch.device,
-              track: Callable = lambda it, *a, **k: it, r1_every: int = 4) -> dict[str, Any]:
-    """Adversarial training on uint8 ``images`` (already on ``device``); returns a short history."""
+              track: Callable = lambda it, *a, **k: it, r1_every: int = 4,
+              checkpoint: TrainingCheckpoint | None = None) -> dict[str, Any]:
+    """Adversarial training on uint8 ``images`` (already on ``device``); returns a short history. With a
+    ``checkpoint`` the state is saved at each of the ten history points and a saved one is continued from
+    (its "epoch" counts steps)."""
     generator.to(device).train()
     discriminator.to(device).train()
     g_opt = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.99))
@@ -237,11 +241,14 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
     random = torch.Generator().manual_seed(seed)
     n, size, chans = len(images), generator.image_size, generator.out_chans
     batch_size = min(batch_size, n)
-    history, started = [], time.perf_counter()
+    checkpoint = checkpoint or TrainingCheckpoint()
+    state = {"generator": generator, "discriminator": discriminator, "g_opt": g_opt, "d_opt": d_opt, "random": random}
+    start = checkpoint.restore(state)
+    history, started = list(start.extra.get("history", [])), time.perf_counter()
     # Losses are summed on the device and read at the ten history points only: a host read per step
     # would make an accelerator wait for every step to finish.
     sums = torch.zeros(2, device=device)
-    for step in track(range(1, steps + 1), "GAN", total=steps):
+    for step in track(range(start.epoch + 1, steps + 1), "GAN", total=steps - start.epoch):
         index = torch.randint(0, n, (batch_size,), generator=random).to(device)
         real = to_gan_range(images[index], chans, size)
         flip = (torch.rand(batch_size, generator=random) < 0.5).to(device)
@@ -283,6 +290,7 @@ def train_gan(generator: StyleGenerator, discriminator: StyleDiscriminator, imag
             history.append({"step": step, "d_loss": d_sum / every, "g_loss": g_sum / every,
                             "seconds": time.perf_counter() - started})
             sums.zero_()
+            checkpoint.save(step, state, history=history)
     generator.eval()
     discriminator.eval()
     return {"steps": steps, "batch_size": batch_size, "images": n, "history": history,

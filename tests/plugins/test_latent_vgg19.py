@@ -321,3 +321,57 @@ def test_gan_and_encoder_steps_never_read_losses_back_to_the_host(catalog, monke
             train_encoder(encoder, generator, steps=steps, batch_size=4, lr=1e-3, seed=0, device=torch.device("cpu"))
         reads[steps] = dict(counts)
     assert reads[10] == reads[20] and sum(reads[10].values()) > 0  # the spy sees the history reads
+
+
+def test_interrupted_gan_and_encoder_loops_resume_to_the_same_weights(catalog, tmp_path):
+    from ferbench.checkpoint import TrainingCheckpoint
+
+    images = torch.randint(0, 256, (8, 16, 16), dtype=torch.uint8)
+
+    def fresh():
+        torch.manual_seed(0)
+        return (catalog.build("generator", "stylegan", image_size=16, out_chans=1, **TINY_G),
+                catalog.build("discriminator", "stylegan-discriminator", image_size=16, in_chans=1, channels=16),
+                catalog.build("encoder", "stylegan-encoder", latent_dim=32, in_chans=1, image_size=16,
+                              backbone="resnet10t"))
+
+    def stop_after(count):
+        def track(iterable, *args, **kwargs):
+            for index, item in enumerate(iterable):
+                if index == count:
+                    raise KeyboardInterrupt
+                yield item
+        return track
+
+    def train(generator, discriminator, encoder, gan_track=lambda it, *a, **k: it, encoder_track=lambda it, *a, **k: it):
+        gan = train_gan(generator, discriminator, images, steps=20, batch_size=4, lr=0.002, r1_gamma=0.1, seed=0,
+                        device=torch.device("cpu"), r1_every=2, track=gan_track,
+                        checkpoint=TrainingCheckpoint(tmp_path / "checkpoint.gan.pt"))
+        coder = train_encoder(encoder, generator, steps=20, batch_size=4, lr=1e-3, seed=1, device=torch.device("cpu"),
+                              track=encoder_track, checkpoint=TrainingCheckpoint(tmp_path / "checkpoint.encoder.pt"))
+        return gan, coder
+
+    reference = fresh()
+    expected = train(*reference)
+    for name in ("checkpoint.gan.pt", "checkpoint.encoder.pt"):
+        (tmp_path / name).unlink()
+    with pytest.raises(KeyboardInterrupt):
+        train(*fresh(), gan_track=stop_after(13))  # killed in step 14: steps 1-12 are on disk
+    assert torch.load(tmp_path / "checkpoint.gan.pt", weights_only=True)["epoch"] == 12
+    with pytest.raises(KeyboardInterrupt):
+        train(*fresh(), encoder_track=stop_after(5))  # the GAN resumes and finishes, the encoder stops
+    resumed, counted = fresh(), {"gan": 0, "encoder": 0}
+
+    def counting(name):
+        def track(iterable, *args, **kwargs):
+            for item in iterable:
+                counted[name] += 1
+                yield item
+        return track
+
+    got = train(*resumed, gan_track=counting("gan"), encoder_track=counting("encoder"))
+    assert counted == {"gan": 0, "encoder": 16}  # the finished GAN is restored; the encoder goes on after step 4
+    assert [h["d_loss"] for h in got[0]["history"]] == [h["d_loss"] for h in expected[0]["history"]]
+    assert [h["w_mse"] for h in got[1]["history"]] == [h["w_mse"] for h in expected[1]["history"]]
+    for ours, theirs in zip(resumed, reference):
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
