@@ -143,9 +143,22 @@ def forward_flops(model: nn.Module, example: torch.Tensor) -> float | None:
         return None
 
 
-def measure_matmul_peak(device: torch.device) -> float:
-    """TFLOP/s of a large matmul (bf16 on CUDA, fp32 on the CPU): a ceiling the models are set against."""
-    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+def mode_dtype(mode: Mode) -> str:
+    """The arithmetic a mode's matmuls run in, the key of its peak: ``bf16`` or ``fp32`` (TF32 on CUDA
+    where ``torch.backends.cuda.matmul.allow_tf32`` is on: the peak is measured under the same setting)."""
+    return "bf16" if mode.dtype == torch.bfloat16 else "fp32"
+
+
+def measure_matmul_peaks(device: torch.device, modes: list[str]) -> dict[str, float]:
+    """TFLOP/s of a large matmul in each arithmetic the ``modes`` use: the ceilings their rows are set
+    against (an fp32 row divided by a bf16 peak would look several times worse than it is)."""
+    return {dtype: measure_matmul_peak(device, dtype) for dtype in sorted({mode_dtype(MODES[m]) for m in modes})}
+
+
+def measure_matmul_peak(device: torch.device, dtype_name: str = "fp32") -> float:
+    """TFLOP/s of a large matmul in ``dtype_name`` (``fp32`` or ``bf16``) on ``device``."""
+    dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+    n = 8192 if device.type == "cuda" else 2048
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     seconds = _median_seconds(lambda: a @ b, device, warmup=3, reps=10)
@@ -188,6 +201,10 @@ def _prepare(model: nn.Module, mode: Mode, device: torch.device, example: torch.
             model = torch.ao.quantization.quantize_dynamic(model.eval(), {nn.Linear}, dtype=torch.qint8)
     if mode.onnxruntime:
         return _onnxruntime_step(model.eval(), example)
+    if mode.compile:
+        # Every timm model shares one forward frame: without a reset a batch sweep passes dynamo's
+        # recompile limit and silently falls back to eager.
+        torch._dynamo.reset()
     runnable = torch.compile(model, mode=mode.compile) if mode.compile else model
     autocast = (lambda: torch.autocast(device.type, dtype=mode.dtype)) if mode.dtype else contextlib.nullcontext
     if not training:
@@ -262,7 +279,7 @@ def example_input(model: nn.Module, batch: int, size: int, in_chans: int) -> tor
     return torch.randn(batch, in_chans, size, size)
 
 
-def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConfig, peak: float | None,
+def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConfig, peak: dict[str, float] | None,
                  track: Callable = lambda it, *a, **k: it) -> list[BenchRow]:
     """Every mode x phase x batch size x image size of one model (``build(image_size)``); a mode that fails
     is recorded with its error, not raised."""
@@ -294,7 +311,8 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
         if row.forward_gflops_per_image is not None:
             flops = row.forward_gflops_per_image * (1 if phase == "inference" else 3)
             row.achieved_tflops = flops * row.images_per_s / 1e3
-            row.fraction_of_peak = row.achieved_tflops / peak if peak else None
+            ceiling = (peak or {}).get(mode_dtype(mode))
+            row.fraction_of_peak = row.achieved_tflops / ceiling if ceiling else None
         if config.device.type == "cuda":
             row.peak_memory_mb = torch.cuda.max_memory_allocated(config.device) / 2**20
         rows.append(row)
@@ -425,7 +443,7 @@ def write_face_clip(path: Path, face, frames: int, size: tuple[int, int] = (640,
     return path
 
 
-def write_bench(out_dir: str | Path, config: BenchConfig, rows: list[BenchRow], peak: float | None,
+def write_bench(out_dir: str | Path, config: BenchConfig, rows: list[BenchRow], peak: dict[str, float] | None,
                 peak_source: str, command: list[str]) -> Path:
     device = device_info(config.device)
     record = {

@@ -334,7 +334,9 @@ def _rng_states() -> dict[str, Any]:
     kind, keys, position, has_gauss, cached = np.random.get_state()
     return {"python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, cached],
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []}
+            # This process's own GPU only: each rank restores its own, and a checkpoint made on a machine with
+            # another number of GPUs still loads.
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None}
 
 
 def _set_rng_states(states: dict[str, Any]) -> None:
@@ -342,5 +344,9 @@ def _set_rng_states(states: dict[str, Any]) -> None:
     kind, keys, position, has_gauss, cached = states["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    cuda = states.get("cuda")
+    if isinstance(cuda, list):  # written before checkpoints kept the local GPU's state only: one per GPU
+        local = torch.cuda.current_device() if cuda and torch.cuda.is_available() else None
+        cuda = cuda[local] if local is not None and local < len(cuda) else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)

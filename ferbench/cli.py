@@ -343,7 +343,7 @@ def bench(
     busy_cores: Annotated[int, typer.Option(help="Keep this many cores busy with spinning processes while measuring (a shared machine).")] = 0,
     warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 3,
     reps: Annotated[int, typer.Option(help="Timed steps; the median is reported.")] = 10,
-    peak_tflops: Annotated[Optional[float], typer.Option(help="Peak TFLOP/s to compare with (default: a matmul measured here).")] = None,
+    peak_tflops: Annotated[Optional[float], typer.Option(help="Peak TFLOP/s to compare every mode with (default: a matmul measured here in each mode's arithmetic, fp32 and bf16).")] = None,
     pipeline: Annotated[bool, typer.Option("--pipeline", help="Also time `ferbench predict` for each saved model: classifier crops/s per backend, photos/s end to end, frames/s on a 640x480 video.")] = False,
     pipeline_size: Annotated[Optional[list[int]], typer.Option(help="Photo sizes for --pipeline; repeatable (default 192 and 512; implies --pipeline).")] = None,
     pipeline_images: Annotated[int, typer.Option(help="Photos (and crops) for --pipeline.")] = 128,
@@ -381,7 +381,9 @@ def bench(
                                     "detector": detector}
     zoo = load_zoo(registry)
     builders = {name: benchmarks.bench_target(zoo, name, config) for name in model}
-    peak, source = (peak_tflops, "given") if peak_tflops else (benchmarks.measure_matmul_peak(torch_device), "measured matmul")
+    dtypes = sorted({benchmarks.mode_dtype(benchmarks.MODES[m]) for m in config.modes})
+    peak, source = ({d: peak_tflops for d in dtypes}, "given") if peak_tflops else \
+        (benchmarks.measure_matmul_peaks(torch_device, config.modes), "measured matmul")
     tracker = Tracker(console)
     rows = []
     with tracker.progress, benchmarks.busy_cores(busy_cores):
@@ -392,7 +394,8 @@ def bench(
                     rows += benchmarks.bench_pipeline(zoo, name, pipeline_dataset, pipeline_images, pipeline_size,
                                                       config, detector)
     path = benchmarks.write_bench(out, config, rows, peak, source, sys.argv)
-    table = _table(f"Throughput on {torch_device} (peak {peak:.2f} TFLOP/s, {source})", "model", "mode", "phase",
+    peaks = ", ".join(f"{dtype} {value:.2f}" for dtype, value in peak.items())
+    table = _table(f"Throughput on {torch_device} (peak TFLOP/s {peaks}, {source})", "model", "mode", "phase",
                    "batch", "size", "img/s", "x eager", "x bare", "ms/step", "GFLOP/img", "TFLOP/s", "% peak", "MiB", "note / error")
     # phases "pipeline"/"video": img/s are photos/frames through `ferbench predict`; ms/step is one whole call
     for r in rows:

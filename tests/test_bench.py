@@ -22,7 +22,7 @@ def tiny_config(**kwargs):
 
 def test_every_mode_and_phase_is_measured_with_flops_and_ratio(zoo):
     config = tiny_config()
-    rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak=1.0)
+    rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak={"fp32": 1.0})
     assert [(r.mode, r.phase) for r in rows] == [("eager-fp32", "inference"), ("fp32-cl", "inference"),
                                                  ("int8-dynamic", "inference"), ("eager-fp32", "training"),
                                                  ("fp32-cl", "training")]
@@ -31,6 +31,31 @@ def test_every_mode_and_phase_is_measured_with_flops_and_ratio(zoo):
         assert r.forward_gflops_per_image > 0 and r.achieved_tflops == pytest.approx(
             r.forward_gflops_per_image * (3 if r.phase == "training" else 1) * r.images_per_s / 1e3)
     assert all(r.speedup_vs_eager == 1.0 for r in rows if r.mode == "eager-fp32")
+
+
+def test_each_mode_is_set_against_the_peak_of_its_own_arithmetic(zoo, monkeypatch):
+    import ferbench.bench as bench
+
+    config = tiny_config(modes=["eager-fp32", "bf16-cl"], phases=("inference",))
+    rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config,
+                        peak={"fp32": 2.0, "bf16": 8.0})
+    fp32, bf16 = rows
+    assert fp32.fraction_of_peak == pytest.approx(fp32.achieved_tflops / 2.0)
+    assert bf16.fraction_of_peak == pytest.approx(bf16.achieved_tflops / 8.0)
+    measured = []
+    monkeypatch.setattr(bench, "measure_matmul_peak", lambda device, dtype: measured.append(dtype) or 1.0)
+    assert bench.measure_matmul_peaks(torch.device("cpu"), ["eager-fp32", "fp32-cl", "bf16-cl"]) == \
+        {"bf16": 1.0, "fp32": 1.0} and sorted(measured) == ["bf16", "fp32"]
+
+
+def test_every_compiled_case_starts_from_a_fresh_dynamo(zoo, monkeypatch):
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: model)  # no compiler needed to count
+    config = tiny_config(modes=["eager-fp32", "fp32-cl-compile"], batch_sizes=[2, 4])
+    rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak=None)
+    assert all(r.error is None for r in rows)
+    assert len(resets) == sum(r.mode == "fp32-cl-compile" for r in rows) == 4  # 2 batch sizes x 2 phases
 
 
 def test_forward_flops_counts_a_known_layer():
@@ -78,8 +103,8 @@ def test_targets_saved_models_and_unknown_names(zoo, tmp_path):
 
 def test_record_round_trip_and_leaderboard_join(zoo, tmp_path):
     config = tiny_config(modes=["eager-fp32", "fp32-cl"])
-    rows = bench_module("m1", bench_target(zoo, "example-tinycnn", config), config, peak=1.0)
-    path = write_bench(tmp_path / "bench", config, rows, 1.0, "given", ["ferbench", "bench"])
+    rows = bench_module("m1", bench_target(zoo, "example-tinycnn", config), config, peak={"fp32": 1.0})
+    path = write_bench(tmp_path / "bench", config, rows, {"fp32": 1.0}, "given", ["ferbench", "bench"])
     assert json.loads(path.read_text())["schema"] == "ferbench.bench/1"
     loaded = load_bench(tmp_path / "bench")
     assert len(loaded) == 4 and {r["device"] for r in loaded} == {"cpu"}

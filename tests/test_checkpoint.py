@@ -90,3 +90,32 @@ def test_model_record_problems_are_named(tmp_path):
     (tmp_path / "model.json").write_text('{"format": "something/9"}')
     with pytest.raises(CheckpointError, match="expected format 'ferbench.model/1'"):
         read_model_record(tmp_path)
+
+
+def test_rng_states_keep_and_restore_the_local_gpu_only(tmp_path, monkeypatch):
+    """Each rank saves and restores its own GPU's generator, so a checkpoint made with another number of
+    GPUs resumes (CUDA is faked: these are the calls a GPU machine would see)."""
+    from ferbench.checkpoint import TrainingCheckpoint
+
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": torch.tensor([7, 7], dtype=torch.uint8))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": restored.append(state.tolist()))
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("saved every GPU's state"))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: pytest.fail("restored every GPU's state"))
+    model = torch.nn.Linear(2, 2)
+    checkpoint = TrainingCheckpoint(tmp_path / "checkpoint.pt")
+    checkpoint.save(1, {"model": model})
+    assert TrainingCheckpoint(tmp_path / "checkpoint.pt").restore({"model": model}).epoch == 1
+    assert restored == [[7, 7]]
+    # An older checkpoint holds one state per GPU of the machine that wrote it: this rank takes its own.
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    for states, expected in (([torch.tensor([1], dtype=torch.uint8), torch.tensor([2], dtype=torch.uint8)], [[2]]),
+                             ([torch.tensor([1], dtype=torch.uint8)], []), (None, [])):  # fewer GPUs, or none
+        saved["rng"]["cuda"] = states
+        torch.save(saved, tmp_path / "checkpoint.pt")
+        restored.clear()
+        assert TrainingCheckpoint(tmp_path / "checkpoint.pt").restore({"model": model}).epoch == 1
+        assert restored == expected
