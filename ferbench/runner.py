@@ -376,7 +376,9 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
 
     ctx = RunContext(config=config, components=components, seed=request.seed, device=device, out_dir=fold_dir,
                      build=zoo.catalog.build, track=tracker, epoch_end=epoch_end, adaptation=fold.adaptation,
-                     checkpoint=checkpoint, evaluate=evaluate if distributed.is_main() else None)
+                     # Every rank evaluates (rank 0 alone records it): ranks that skipped it would wait in the
+                     # next step's all-reduce meanwhile, long enough on a big test set for NCCL's watchdog.
+                     checkpoint=checkpoint, evaluate=evaluate)
     model = method.spec.build()
     started = time.perf_counter()
     try:

@@ -58,6 +58,9 @@ SUPERVISED_DEFAULTS: dict[str, Any] = {
     "mixup": 0.0,  # > 0: MixUp with Beta(mixup, mixup) mixing weights (0 = off)
     "cutmix": 0.0,  # > 0: CutMix with Beta(cutmix, cutmix) box areas (0 = off); with mixup too, half the batches each
     "ema": 0.0,  # > 0: evaluate and save an exponential moving average of the weights with this decay (e.g. 0.999)
+    # Under torchrun on GPUs: batch-norm statistics over every rank's shard of the batch (SyncBatchNorm)
+    # instead of each rank's own; false keeps per-process statistics, as DDP does by default.
+    "sync_batchnorm": False,
     "tta": "flip",  # test-time augmentation: none, flip (mean of the image and its mirror), or flip-shift (10 views)
     # Seconds (or "30m", "1.5h") of training: epochs becomes what fits at the measured step rate; null: use epochs.
     "time_budget": None,
@@ -128,6 +131,11 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
     if batch_size % world:
         raise ConfigError(f"batch_size {batch_size} must be divisible by the {world} distributed processes")
     shard = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+    if world > 1 and config.get("sync_batchnorm"):
+        if not cuda:
+            raise ConfigError("sync_batchnorm needs CUDA (torch's SyncBatchNorm runs on GPUs only); on the CPU "
+                              "leave it off: each process keeps its own batch-norm statistics")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the layers inside: the same root module
     trained = DistributedDataParallel(model, device_ids=[device.index] if cuda else None) if world > 1 else model
     optimizer = make_optimizer(model, config)
     # The compiled module shares the model's parameters: the checkpoint and the saved model stay the plain model's.
@@ -489,8 +497,9 @@ def check_config(config: dict[str, Any]) -> None:
                               "own step rate and plan its own schedule; give --epochs instead")
     if config.get("optimizer", "adamw") not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config['optimizer']!r}")
-    if not isinstance(config.get("compile", False), bool):
-        raise ConfigError(f"compile must be true or false, got {config['compile']!r}")
+    for key in ("compile", "sync_batchnorm"):
+        if not isinstance(config.get(key, False), bool):
+            raise ConfigError(f"{key} must be true or false, got {config[key]!r}")
     if "crop_padding" in config and (not isinstance(config["crop_padding"], int) or isinstance(config["crop_padding"], bool)
                                      or config["crop_padding"] < 0):
         raise ConfigError(f"crop_padding must be a non-negative integer (pixels), got {config['crop_padding']!r}")

@@ -23,7 +23,8 @@ def test_two_gloo_processes_train_one_run_and_only_rank_0_writes(tmp_path, write
     out = tmp_path / "results"
     env = {**os.environ, "FERBENCH_REGISTRY": str(registry), "FERBENCH_PLUGINS": PLUGINS, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "tests"), str(EXAMPLE_PLUGIN),
-                                                     os.environ.get("PYTHONPATH", "")) if p)}
+                                                     os.environ.get("PYTHONPATH", "")) if p),
+           "FERBENCH_TEST_PREDICT_LOG": str(tmp_path / "predictions.log")}
     # linear-probe has no batch norm, so the two processes together must train exactly what one does.
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "ferbench.cli", "run", "--method", "linear-probe", "--dataset", "squares", "--device", "cpu",
@@ -40,6 +41,8 @@ def test_two_gloo_processes_train_one_run_and_only_rank_0_writes(tmp_path, write
     assert record["device"]["world_size"] == 2 and record["device"]["backend"] == "gloo"
     assert record["status"] == "ok" and [p["epoch"] for p in record["time_to_accuracy"]] == [1, 2, 3]
     assert done.stdout.count("results:") == 1  # one rank reports
+    # eval_every: every rank scores the test split (none waits in a collective while rank 0 does)
+    assert {"0", "1"} <= set((tmp_path / "predictions.log").read_text().split())
 
     # The same run in one process: the same losses (up to summation order) and the same predictions.
     monkeypatch.setenv("FERBENCH_PLUGINS", PLUGINS)
@@ -50,6 +53,25 @@ def test_two_gloo_processes_train_one_run_and_only_rank_0_writes(tmp_path, write
     assert losses == pytest.approx([entry["loss"] for entry in single["extra"]["history"]], rel=1e-5)
     assert losses[0] != losses[-1]  # it did train
     assert record["metrics"]["confusion_matrix"] == single["metrics"]["confusion_matrix"]
+
+
+def test_sync_batchnorm_is_checked_and_refused_on_the_cpu(squares, monkeypatch):
+    import torch
+
+    from ferbench import distributed
+    from ferbench.data import InputSpec
+    from ferbench.training import SUPERVISED_DEFAULTS, check_config, train_classifier
+    from plugin_fixtures.linear_plugin import LinearProbe
+
+    with pytest.raises(ConfigError, match="sync_batchnorm must be true or false"):
+        check_config({**SUPERVISED_DEFAULTS, "sync_batchnorm": "yes"})
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)  # as under torchrun with two processes
+    data = squares()
+    with pytest.raises(ConfigError, match="sync_batchnorm needs CUDA"):
+        train_classifier(LinearProbe(len(data.classes), image_size=data.image_size[0]), data,
+                         InputSpec.fit(data.images, 1, data.image_size[0]),
+                         {**SUPERVISED_DEFAULTS, "epochs": 1, "batch_size": 8, "sync_batchnorm": True},
+                         torch.device("cpu"), 0)
 
 
 def test_a_single_process_records_world_size_1(zoo, tmp_path):

@@ -1,7 +1,12 @@
 """A classifier without batch norm, for tests/test_distributed.py: with no per-process statistics, two
-processes each training on half of every batch must follow one process training on all of it."""
+processes each training on half of every batch must follow one process training on all of it. With
+``FERBENCH_TEST_PREDICT_LOG=<file>`` each prediction (a forward pass without gradients) appends the
+process's rank to the file, so a test sees which ranks evaluated."""
+
+import os
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from ferbench import hookimpl
@@ -18,6 +23,10 @@ class LinearProbe(Classifier):
         return images.flatten(1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        log = os.environ.get("FERBENCH_TEST_PREDICT_LOG")
+        if log and not torch.is_grad_enabled():
+            with open(log, "a") as file:
+                file.write(f"{dist.get_rank() if dist.is_initialized() else 0}\n")
         return self.head(self.features(images))
 
 
