@@ -199,13 +199,20 @@ class PluginManager:
     # ``(plugin, result)`` pairs it was given (a new-style wrapper must ``return (yield)``), or an old-style
     # one that forces an exception. Errors from outside the plugins (a KeyboardInterrupt) pass through.
 
+    def _started(self, plugin: str, hook: str, function: Callable, args: tuple) -> Any:
+        """A wrapper run up to its yield, or None (recorded) when it raises or never yields."""
+        try:
+            wrapper = function(*args)
+            next(wrapper)
+            return wrapper
+        except Exception as error:
+            self._failed(plugin, hook, _not_yielded(error))
+            return None
+
     def _guard_hookwrapper(self, plugin: str, hook: str, function: Callable) -> Callable:
         def guarded(*args: Any) -> Any:
-            try:
-                wrapper = function(*args)
-                next(wrapper)
-            except Exception as error:
-                self._failed(plugin, hook, _not_yielded(error))
+            wrapper = self._started(plugin, hook, function, args)
+            if wrapper is None:
                 yield
                 return
             outcome = yield
@@ -227,11 +234,8 @@ class PluginManager:
 
     def _guard_wrapper(self, plugin: str, hook: str, function: Callable) -> Callable:
         def guarded(*args: Any) -> Any:
-            try:
-                wrapper = function(*args)
-                next(wrapper)
-            except Exception as error:
-                self._failed(plugin, hook, _not_yielded(error))
+            wrapper = self._started(plugin, hook, function, args)
+            if wrapper is None:
                 return (yield)
             try:
                 inner = yield
