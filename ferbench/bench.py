@@ -90,6 +90,7 @@ class BenchRow:
     error: str | None = None
     faces_found: int | None = None  # phases "pipeline" and "video": faces the detector found
     detector: str | None = None  # phases "pipeline" and "video": the face detector predict ran
+    accuracy: float | None = None  # phase "pipeline": photos whose largest face got the dataset's label
     fraction_of_bare: float | None = None  # phase "harness": its img/s over the bare training step's, same mode
 
 
@@ -331,14 +332,28 @@ def bench_module(name: str, build: Callable[[int], nn.Module], config: BenchConf
 
 
 def pipeline_faces(zoo, dataset: str, count: int, data_options: dict[str, Any] | None = None):
-    """``count`` face images of ``dataset`` (its last split other than ``train`` in name order, repeated
-    as needed): what the pipeline rows turn into photos, crops and video frames."""
+    """``count`` face images of ``dataset`` and their class names (its last split other than ``train`` in
+    name order, repeated as needed): what the pipeline rows turn into photos, crops and video frames."""
     data = zoo.dataset(dataset).with_options(data_options or {}).load()
     test = [s for s in data.split_names if s != "train"]
-    images = data.split(test[-1]).images if test else data.images
-    if len(images) == 0:
+    part = data.split(test[-1]) if test else data
+    if len(part.images) == 0:
         raise ConfigError(f"--pipeline-dataset {dataset}: no images to make photos from")
-    return images[np.resize(np.arange(len(images)), count)]
+    chosen = np.resize(np.arange(len(part.images)), count)
+    return part.images[chosen], [part.classes[label] for label in part.labels[chosen]]
+
+
+def pipeline_photo(face: np.ndarray, side: int) -> np.ndarray:
+    """A ``side`` x ``side`` photo with ``face`` upscaled (bicubic) to two thirds of it, centred on black: a
+    face inside a larger frame, as a detector meets it in a photo (at 288 px, a 4x FER2013 face with the
+    48-pixel border of ``ferbench calibrate-detectors``)."""
+    import cv2
+
+    inner = round(side * 2 / 3)
+    border = (side - inner) // 2
+    photo = cv2.resize(face, (inner, inner), interpolation=cv2.INTER_CUBIC)
+    return cv2.copyMakeBorder(photo, border, side - inner - border, border, side - inner - border,
+                              cv2.BORDER_CONSTANT, value=0)
 
 
 def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes: list[int], config: BenchConfig,
@@ -349,8 +364,9 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
     - phase ``classifier``: face crops/s of the classifier alone (the dataset's faces at the model's size,
       ``config.batch_sizes[0]`` per call);
     - phase ``pipeline``: photos/s of one whole ``predict`` call (load the model, read, detect, crop,
-      classify) on ``count`` photos of each size in ``sizes``: the faces upscaled (bicubic) to fill them,
-      written as PNG to a temporary folder;
+      classify) on ``count`` photos of each size in ``sizes`` (:func:`pipeline_photo`, written as PNG to a
+      temporary folder), the faces found, and ``accuracy``: the share of photos whose largest face is
+      classified as the dataset's label (a photo with no face found counts as wrong);
     - phase ``video``: frames/s of ``predict`` on a 640 x 480 clip of ``video_frames`` frames with one
       face (200 px) drifting across it, every frame sampled, tracked and smoothed.
     Each row names the detector used."""
@@ -363,7 +379,7 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
     from ferbench.predict import load_classifier, predict
 
     _, record = read_model_record(model_path)
-    faces = pipeline_faces(zoo, dataset, count, data_options)
+    faces, labels = pipeline_faces(zoo, dataset, count, data_options)
     detector_name = resolve_detector(detector)[0]
     in_chans, size = int(record["input"]["in_chans"]), int(record["input"]["image_size"])
     params = sum(p.numel() for p in zoo.catalog.build(record["kind"], record["component"], **record["build"]).parameters())
@@ -398,16 +414,19 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
             photos = Path(folder) / f"photos-{side}"
             photos.mkdir()
             for index, face in enumerate(faces):
-                photo = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+                photo = pipeline_photo(face, side)
                 cv2.imwrite(str(photos / f"{index:05d}.png"), photo[..., ::-1] if photo.ndim == 3 else photo)
             for backend, path in models.items():
-                found: list[int] = []
+                results: list[Any] = []
                 row = timed(BenchRow(str(model_path), f"predict-{backend}", "pipeline", batch_size, side, in_chans,
                                      params, None, detector=detector_name),
-                            lambda: found.append(len(predict(path, [photos], zoo.catalog.build, config.device,
-                                                             batch_size, detect=detector, backend=backend).faces)),
+                            lambda: results.append(predict(path, [photos], zoo.catalog.build, config.device,
+                                                           batch_size, detect=detector, backend=backend)),
                             len(faces))
-                row.faces_found = found[-1] if found else None
+                if results:
+                    row.faces_found = len(results[-1].faces)
+                    largest = {int(Path(r["file"]).stem): r["predicted"] for r in results[-1].faces if r["face"] == 0}
+                    row.accuracy = float(np.mean([largest.get(i) == label for i, label in enumerate(labels)]))
         clip = write_face_clip(Path(folder) / "clip.avi", faces[0], video_frames)
         for backend, path in models.items():
             found = []

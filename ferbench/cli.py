@@ -403,7 +403,8 @@ def bench(
                       _num(r.speedup_vs_eager, ".2f"), _num(r.fraction_of_bare, ".2f"), _num(r.median_ms, ".2f"), _num(r.forward_gflops_per_image, ".3f"),
                       _num(r.achieved_tflops, ".3f"), _num(r.fraction_of_peak and 100 * r.fraction_of_peak, ".1f"),
                       _num(r.peak_memory_mb, ",.0f"),
-                      r.error or (f"{r.faces_found} faces found ({r.detector})" if r.faces_found is not None else ""))
+                      r.error or (f"{r.faces_found} faces found ({r.detector})" if r.faces_found is not None else "")
+                      + (f", {r.accuracy:.1%} right" if r.accuracy is not None else ""))
     console.print(table)
     console.print(f"record: [bold]{path}[/]")
 

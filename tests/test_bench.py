@@ -137,7 +137,7 @@ def saved_tinycnn(zoo, folder, in_chans=3, size=48):
 
 
 def test_pipeline_rows_per_backend_photos_and_video(zoo, tmp_path):
-    from ferbench.bench import bench_pipeline, pipeline_faces
+    from ferbench.bench import bench_pipeline, pipeline_faces, pipeline_photo
     from ferbench.predict import predict
 
     model = saved_tinycnn(zoo, tmp_path / "model")
@@ -158,10 +158,13 @@ def test_pipeline_rows_per_backend_photos_and_video(zoo, tmp_path):
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    for index, image in enumerate(pipeline_faces(zoo, "synthetic", 12, options)):
-        cv2.imwrite(str(photos / f"{index:05d}.png"), cv2.resize(image, (96, 96), interpolation=cv2.INTER_CUBIC)[..., ::-1])
-    assert pipeline[0].faces_found == len(predict(model, [photos], zoo.catalog.build, torch.device("cpu"),
-                                                   detect="haar").faces)
+    images, labels = pipeline_faces(zoo, "synthetic", 12, options)
+    for index, image in enumerate(images):
+        cv2.imwrite(str(photos / f"{index:05d}.png"), pipeline_photo(image, 96)[..., ::-1])
+    direct = predict(model, [photos], zoo.catalog.build, torch.device("cpu"), detect="haar").faces
+    assert pipeline[0].faces_found == len(direct)
+    right = sum(r["predicted"] == labels[int(r["file"].split("/")[-1][:5])] for r in direct if r["face"] == 0)
+    assert pipeline[0].accuracy == pytest.approx(right / 12)
     assert all(r.faces_found is not None for r in rows if r.phase == "video")
 
 
