@@ -150,10 +150,15 @@ def mode_dtype(mode: Mode) -> str:
     return "bf16" if mode.dtype == torch.bfloat16 else "fp32"
 
 
+def mode_dtypes(modes: list[str]) -> list[str]:
+    """The arithmetics the named modes use, each once."""
+    return sorted({mode_dtype(MODES[m]) for m in modes})
+
+
 def measure_matmul_peaks(device: torch.device, modes: list[str]) -> dict[str, float]:
     """TFLOP/s of a large matmul in each arithmetic the ``modes`` use: the ceilings their rows are set
     against (an fp32 row divided by a bf16 peak would look several times worse than it is)."""
-    return {dtype: measure_matmul_peak(device, dtype) for dtype in sorted({mode_dtype(MODES[m]) for m in modes})}
+    return {dtype: measure_matmul_peak(device, dtype) for dtype in mode_dtypes(modes)}
 
 
 def measure_matmul_peak(device: torch.device, dtype_name: str = "fp32") -> float:

@@ -381,8 +381,7 @@ def bench(
                                     "detector": detector}
     zoo = load_zoo(registry)
     builders = {name: benchmarks.bench_target(zoo, name, config) for name in model}
-    dtypes = sorted({benchmarks.mode_dtype(benchmarks.MODES[m]) for m in config.modes})
-    peak, source = ({d: peak_tflops for d in dtypes}, "given") if peak_tflops else \
+    peak, source = ({d: peak_tflops for d in benchmarks.mode_dtypes(config.modes)}, "given") if peak_tflops else \
         (benchmarks.measure_matmul_peaks(torch_device, config.modes), "measured matmul")
     tracker = Tracker(console)
     rows = []

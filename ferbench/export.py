@@ -8,8 +8,7 @@ saved model's whole ``model.json`` record (face pipeline included) are in the fi
 key ``ferbench`` (JSON), so ``ferbench predict --model model.onnx`` works from the file alone.
 
 An export is verified before it is written: ONNX Runtime's probabilities on sample crops (seeded noise
-and smooth gradients, plus any real crops given) must match PyTorch's within ``tolerance``, else nothing
-is written. Exported with the TorchScript-based exporter (``dynamo=False``): it needs no onnxscript and
+and smooth gradients) must match PyTorch's within ``tolerance``, else nothing is written. Exported with the TorchScript-based exporter (``dynamo=False``): it needs no onnxscript and
 handles the compact nets and timm models alike; opset 17.
 """
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferbench.checkpoint import load_model, read_model_record
+from ferbench.checkpoint import load_model
 from ferbench.data import InputSpec
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.files import atomic_path
@@ -74,20 +73,17 @@ def sample_crops(spec: InputSpec, count: int = 32, seed: int = 0) -> np.ndarray:
 
 
 def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: str | Path | None = None,
-                crops: np.ndarray | None = None, tolerance: float = 1e-4) -> dict[str, Any]:
+                tolerance: float = 1e-4) -> dict[str, Any]:
     """Export the saved model at ``model_path`` to ``out`` (default: ``model.onnx`` in its folder) after
-    checking it against PyTorch on sample crops and ``crops``; returns what was checked and written."""
-    onnxruntime = _onnxruntime()
+    checking it against PyTorch on sample crops; returns what was checked and written."""
+    _onnxruntime()  # before any work: the error says what to install
     import onnx
 
-    directory, record = read_model_record(model_path)
-    model, spec, _ = load_model(directory, build)
+    model, spec, record = load_model(model_path, build)
+    directory = Path(model_path).expanduser()
+    directory = directory.parent if directory.suffix == ".json" else directory
     wrapper = CropsToProbabilities(model.float().eval(), spec).eval()
     samples = sample_crops(spec)
-    if crops is not None and len(crops):
-        if crops.shape[1:] != samples.shape[1:] or crops.dtype != np.uint8:
-            raise ConfigError(f"verification crops must be uint8 {samples.shape[1:]}, got {crops.dtype} {crops.shape[1:]}")
-        samples = np.concatenate([samples, crops])
     proto = onnx.load_from_string(to_onnx(wrapper, torch.from_numpy(samples[:2]), "crops", "probabilities"))
     metadata = {"schema": METADATA_SCHEMA, "classes": list(record["classes"]),
                 "input": {"layout": "NHW (grey)" if spec.in_chans == 1 else "NHWC (RGB)", "dtype": "uint8",
@@ -98,7 +94,7 @@ def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: st
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
     data = proto.SerializeToString()
     expected = predict_proba(model, samples, spec, torch.device("cpu"), batch_size=64)
-    got = OnnxClassifier(data, onnxruntime=onnxruntime)(samples)
+    got = OnnxClassifier(data)(samples)
     difference = float(np.abs(got - expected).max())
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
     report = {"source": str(directory), "crops": len(samples), "max_abs_difference": difference,
@@ -124,9 +120,9 @@ def to_onnx(module: nn.Module, example: torch.Tensor, input_name: str, output_na
     return buffer.getvalue()
 
 
-def inference_session(source: str | Path | bytes, onnxruntime: Any = None) -> Any:
+def inference_session(source: str | Path | bytes) -> Any:
     """An ONNX Runtime CPU session with as many threads as torch uses (``--threads``)."""
-    onnxruntime = onnxruntime or _onnxruntime()
+    onnxruntime = _onnxruntime()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -141,8 +137,8 @@ def inference_session(source: str | Path | bytes, onnxruntime: Any = None) -> An
 class OnnxClassifier:
     """Class probabilities for uint8 crops from an exported file (path or bytes), by ONNX Runtime."""
 
-    def __init__(self, source: str | Path | bytes, onnxruntime: Any = None):
-        self.session = inference_session(source, onnxruntime)
+    def __init__(self, source: str | Path | bytes):
+        self.session = inference_session(source)
         where = "the exported model" if isinstance(source, bytes) else str(source)
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if text is None:

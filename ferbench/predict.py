@@ -183,10 +183,10 @@ def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], devi
     result = Predictions(model=str(model_path), classes=classifier.classes, face_pipeline=pipeline.settings(),
                          backend=classifier.backend)
     files = input_files(paths) if paths or camera is None else []
+    photos = [f for f in files if not is_video(f[0])]
+    sources = [f for f in files if is_video(f[0])]
     crops, owners = [], []
-    for path, name, _ in files:
-        if is_video(path):
-            continue
+    for path, name, _ in photos:
         image = read_image(path)
         if image is None:
             result.unreadable.append(name)
@@ -201,8 +201,7 @@ def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], devi
     if crops:
         result.faces += face_rows(owners, classifier.probabilities(np.stack(crops)), classifier.classes)
     if annotate is not None:
-        write_annotated(annotate, [f for f in files if not is_video(f[0])], result)
-    sources = [(path, name, relative) for path, name, relative in files if is_video(path)]
+        write_annotated(annotate, photos, result)
     if camera is not None:
         sources.append((camera, f"camera {camera}", Path(f"camera-{camera}.mp4")))
     for source, name, relative in sources:
