@@ -33,12 +33,12 @@ from ferbench.checkpoint import load_model, save_model
 from ferbench.data import Dataset, InputSpec, to_channels
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.interfaces import Method, RunContext
-from ferbench.metrics import classification_metrics
+from ferbench.metrics import classification_metrics, frechet_distance
 from ferbench.augment import random_affine
 from ferbench.divergence import DivergenceGuard
 from ferbench.training import SUPERVISED_DEFAULTS, predict_proba, train_classifier
 
-from .report import collapse_report, frechet_distance, restyle_grid_png, tpr_table
+from .report import collapse_report, restyle_grid_png, tpr_table
 from .restyler import Restyler, save_restyler
 
 DEFAULTS: dict[str, Any] = {

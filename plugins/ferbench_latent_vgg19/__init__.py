@@ -106,7 +106,13 @@ def ferbench_register_components():
 def ferbench_register_methods():
     return [MethodSpec("latent-vgg19", LatentVGG19Method,
                        "GAN latent-space reconstruction (StyleGAN + encoder + optimisation) + fine-tuned VGG19",
-                       defaults=DEFAULTS, components=COMPONENTS)]
+                       defaults=DEFAULTS, components=COMPONENTS),
+            # The CPU configuration: the same method with the compact fer-resnet as image network and lens
+            # (the nets plugin's components, found by name), its settings in registry.yaml.
+            MethodSpec("latent-fer-resnet", LatentVGG19Method,
+                       "latent-vgg19 with the compact fer-resnet as image network (the CPU configuration)",
+                       defaults=DEFAULTS, components={**COMPONENTS, "classifier": "fer-resnet",
+                                                      "lens": "fer-resnet-s"})]
 
 
 @hookimpl

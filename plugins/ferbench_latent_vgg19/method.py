@@ -27,7 +27,7 @@ from ferbench.errors import CheckpointError, ConfigError
 from ferbench.files import atomic_path, write_json
 from ferbench.interfaces import Method, RunContext
 from ferbench.results import slug
-from ferbench.training import train_classifier
+from ferbench.training import SUPERVISED_DEFAULTS, TTA_MODES, predict_proba, train_classifier
 
 from ferbench_latent_vgg19.classifier import LatentVGG19, predict_latent_proba, train_latent_classifier
 from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
@@ -39,7 +39,9 @@ MODEL_FORMAT = "ferbench.latent-vgg19.model/1"
 CACHE_ENV = "FERBENCH_CACHE"
 
 DEFAULTS: dict[str, Any] = {
-    # The classifier (fine-tuned VGG19 + latent branch), trained like ferbench's supervised baselines.
+    # The classifier (fine-tuned VGG19 + latent branch) is trained by the supervised engine, so it takes
+    # every option the supervised baselines take (erasing, mixup, ema, tta, ...), with these changes.
+    **SUPERVISED_DEFAULTS,
     "epochs": 30,
     "batch_size": 64,
     "lr": 1e-3,
@@ -110,6 +112,8 @@ def check_latent_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"drop_rate must lie in [0, 1), got {config['drop_rate']!r}")
     if config["lens_size"] is not None and (not isinstance(config["lens_size"], int) or config["lens_size"] < 8):
         raise ConfigError(f"lens_size must be an integer of at least 8 or null, got {config['lens_size']!r}")
+    if config["tta"] not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {config['tta']!r}")
     if config["image_branch"] not in ("reconstruction", "query"):
         raise ConfigError(f"image_branch must be 'reconstruction' or 'query', got {config['image_branch']!r}")
     if config["gan_images"] is not None and (not isinstance(config["gan_images"], int) or config["gan_images"] < 2):
@@ -210,9 +214,6 @@ class LatentVGG19Method(Method):
         config, self.config = ctx.config, dict(ctx.config)
         check_latent_config(config)
         classifier_name = ctx.components["classifier"]
-        if not classifier_name.startswith("timm:"):
-            raise ConfigError(f"--component classifier={classifier_name}: latent-vgg19 needs a timm model "
-                              "(it reads the backbone's convolutional features), e.g. timm:vgg19_bn")
         self.device, self.track, self.classes = ctx.device, ctx.track, train.classes
         self.components = dict(ctx.components)
         self.timings: dict[str, float] = {}
@@ -230,21 +231,31 @@ class LatentVGG19Method(Method):
         started = time.perf_counter()
         inverted = self._invert(train.images, "inverting the training faces")
         self.train_inversion = _summary(inverted)
+        self.train_latents = {"w": inverted["w"], "w_encoder": inverted["w_encoder"], "labels": train.labels}
+        self.train_reference = train.images
         self.timings["invert_train_s"] = time.perf_counter() - started
 
         images = inverted["reconstructions"] if config["image_branch"] == "reconstruction" else train.images
         in_chans = 1 if images.ndim == 3 else 3
         image_size = int(config["image_size"] or max(train.image_size))
         self.classifier_build = {"num_classes": len(train.classes), "in_chans": in_chans,
-                                 "latent_dim": self.generator.latent_dim, "backbone": classifier_name[len("timm:"):],
+                                 "latent_dim": self.generator.latent_dim,
                                  "fc_dim": int(config["fc_dim"]), "latent_fc_dim": int(config["latent_fc_dim"]),
                                  "drop_rate": float(config["drop_rate"])}
-        self.classifier = LatentVGG19(**self.classifier_build)
+        if classifier_name.startswith("timm:"):  # the paper's VGG: its pooled convolutions
+            self.classifier_build["backbone"] = classifier_name[len("timm:"):]
+            image_net = None
+        else:  # any ferbench classifier: its penultimate features (e.g. the compact fer-resnet)
+            image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size}
+            self.classifier_build["image_net"] = {"component": classifier_name, "build": image_net_build}
+            image_net = ctx.build("classifier", classifier_name, **image_net_build)
+        self.classifier = LatentVGG19(**{k: v for k, v in self.classifier_build.items() if k != "image_net"},
+                                      image_net=image_net)
         self.weights_report = None
         if config["weights"]:
             from ferbench.checkpoint import load_weights
 
-            self.weights_report = load_weights(self.classifier.vgg, config["weights"])
+            self.weights_report = load_weights(self.classifier.image_net, config["weights"])
         self.input_spec = InputSpec.fit(images, in_chans, image_size)
         started = time.perf_counter()
         self.history = train_latent_classifier(self.classifier, images, inverted["w"], train.labels, self.input_spec,
@@ -370,7 +381,7 @@ class LatentVGG19Method(Method):
         inverted = self._inversion_for(data)
         images = inverted["reconstructions"] if self.config["image_branch"] == "reconstruction" else data.images
         return predict_latent_proba(self.classifier, images, inverted["w"], self.input_spec, self.device,
-                                    int(self.config["eval_batch_size"]))
+                                    int(self.config["eval_batch_size"]), str(self.config["tta"]))
 
     def report(self, test: Dataset, ctx: RunContext) -> dict[str, Any]:
         from ferbench_latent_vgg19.quality import reconstruction_grid_png, reconstruction_quality
@@ -396,11 +407,71 @@ class LatentVGG19Method(Method):
                           "pixel_weight": float(self.config["pixel_weight"]),
                           "train": self.train_inversion, "test": _summary(inverted)},
             "reconstruction": {**quality, "png": grid.name},
+            "stages": self._stages(test, inverted),
             "timings": dict(self.timings),
         }
         if self.weights_report:
             extra["weights"] = self.weights_report
         return extra
+
+    def _stages(self, test: Dataset, inverted: dict[str, Any]) -> dict[str, Any]:
+        """Where accuracy is lost, stage by stage, on ``test``: what each representation the method builds
+        carries about the expression, each read by a classifier fitted on the training split's version.
+
+        - ``latent_*``: a logistic regression on w alone (the encoder's estimate; after optimisation);
+        - ``lens_real`` / ``lens_reconstruction``: the lens (a face classifier trained on the real training
+          faces) on the real test faces and on their reconstructions G(w): what the generator loses;
+        - ``generator_frechet``: Fréchet distance between generator samples and the real test faces in the
+          lens's feature space (0: indistinguishable), beside the same distance between the real training
+          and test faces, which is the floor a perfect generator would reach on a finite sample.
+        The method's own accuracy is the record's metrics.
+        """
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        stages: dict[str, Any] = {}
+        train = self.train_latents
+        if len(np.unique(train["labels"])) > 1 and len(test):
+            for key in ("w_encoder", "w"):
+                probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, C=0.1))
+                probe.fit(train[key].numpy(), train["labels"])
+                name = "latent_encoder" if key == "w_encoder" else "latent_optimised"
+                stages[name] = float((probe.predict(inverted[key].numpy()) == test.labels).mean())
+        lens_state = getattr(self, "lens_state", None)
+        if lens_state is not None and len(test):
+            _, _, spec, lens = lens_state
+            batch = int(self.config["eval_batch_size"])
+            for name, images in (("lens_real", test.images), ("lens_reconstruction", inverted["reconstructions"])):
+                probabilities = predict_proba(lens, images, spec, self.device, batch)
+                stages[name] = float((probabilities.argmax(1) == test.labels).mean())
+            stages["generator_frechet"] = self._generator_frechet(test, lens, spec)
+        return stages
+
+    @torch.no_grad()
+    def _generator_frechet(self, test: Dataset, lens, spec: InputSpec, samples: int = 1000) -> dict[str, float]:
+        from ferbench.metrics import frechet_distance
+
+        generator, batch = self.generator, int(self.config["invert_batch_size"])
+        lens_view = FaceLens(lens, spec)
+        n = min(samples, len(test))
+        rng = np.random.default_rng(0)
+        real = torch.from_numpy(np.ascontiguousarray(test.images[np.sort(rng.choice(len(test), n, replace=False))]))
+
+        def features(images: torch.Tensor) -> np.ndarray:
+            return lens_view(images.to(self.device))[0].float().cpu().numpy()
+
+        real_features = np.concatenate([features(to_gan_range(part, generator.out_chans, generator.image_size))
+                                        for part in real.split(batch)])
+        torch.manual_seed(0)
+        fake_features = np.concatenate([features(generator(torch.randn(len(part), generator.latent_dim,
+                                                                       device=self.device), noise="fixed"))
+                                        for part in real.split(batch)])
+        train_images = self.train_reference[np.sort(rng.choice(len(self.train_reference), min(n, len(self.train_reference)), replace=False))]
+        train_features = np.concatenate([features(to_gan_range(part, generator.out_chans, generator.image_size))
+                                         for part in torch.from_numpy(np.ascontiguousarray(train_images)).split(batch)])
+        return {"samples": n, "generator": frechet_distance(fake_features, real_features),
+                "real_train": frechet_distance(train_features, real_features)}
 
     def save(self, directory: Path, trained_by: dict[str, Any] | None = None) -> None:
         """The GAN folder (generator, encoder, gan.json), the classifier and the lens, and a record of each."""

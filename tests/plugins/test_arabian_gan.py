@@ -15,6 +15,7 @@ import torch
 from ferbench.data import InputSpec
 from ferbench.errors import ConfigError, TrainingDiverged
 from ferbench.interfaces import RunContext
+from ferbench.metrics import frechet_distance
 from ferbench.plugins import PluginManager
 from ferbench_arabian_gan import COMPONENTS, METHODS
 from ferbench_arabian_gan.dnet import ArabianDnet
@@ -24,7 +25,7 @@ from ferbench_arabian_gan.leaderboard import table2_sections
 from ferbench_arabian_gan.method import (
     DEFAULTS, PAPER_SETTING, FrozenClassifier, generator_loss, generator_terms, train_restyler,
 )
-from ferbench_arabian_gan.report import collapse_report, frechet_distance, tpr_table
+from ferbench_arabian_gan.report import collapse_report, tpr_table
 from ferbench_arabian_gan.restyler import Restyler, load_restyler, save_restyler
 
 ROOT = Path(__file__).resolve().parents[2]

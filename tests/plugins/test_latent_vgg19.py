@@ -211,6 +211,13 @@ def test_tiny_end_to_end_run_records_the_generator_reconstructions_and_reuses_th
                  "lens.safetensors", "latent-vgg19.json"):
         assert (fold / "model" / name).is_file(), name
     assert len(list((tmp_path / "cache" / "latent-vgg19").iterdir())) == 1
+    # Where accuracy is lost, stage by stage: every representation's accuracy, and the generator's distance.
+    stages = extra["stages"]
+    for name in ("latent_encoder", "latent_optimised", "lens_real", "lens_reconstruction"):
+        assert 0 <= stages[name] <= 1, name
+    frechet = stages["generator_frechet"]
+    assert frechet["samples"] == record["data"]["scored_images"]
+    assert frechet["generator"] > 0 and frechet["real_train"] >= 0
 
     # Same data and generator settings: the cached generator is reused; the saved model's GAN folder loads too.
     (again,) = tiny_latent_run(zoo, tmp_path / "b", config={**TINY_RUN, "epochs": 2})
@@ -221,8 +228,30 @@ def test_tiny_end_to_end_run_records_the_generator_reconstructions_and_reuses_th
     assert loaded["extra"]["generator"]["trained_on"] == trained_on
 
 
+def test_any_ferbench_classifier_can_be_the_image_network(zoo, tmp_path, monkeypatch):
+    """latent-fer-resnet: the compact net's penultimate features replace VGG19's pooled convolutions."""
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    (record,) = tiny_latent_run(zoo, tmp_path / "a", method="latent-fer-resnet",
+                                config={**TINY_RUN, "image_branch": "query", "tta": "none"},
+                                components={"classifier": "fer-resnet-s", "lens": "fer-resnet-s"})
+    build = json.loads((Path(record["_path"]).parent / "model" / "latent-vgg19.json").read_text())["classifier"]
+    assert build["build"]["image_net"]["component"] == "fer-resnet-s" and "backbone" not in build["build"]
+    assert record["config"]["image_branch"] == "query" and len(record["metrics"]["confusion_matrix"]) == 3
+
+    from ferbench_nets import FerResNet
+
+    net = FerResNet(num_classes=3, in_chans=1, widths=(8, 16), depths=(1, 1))
+    model = LatentVGG19(num_classes=3, in_chans=1, latent_dim=16, fc_dim=8, latent_fc_dim=4, image_net=net).eval()
+    assert model.image_net is net and model.image_fc[1].in_features == net.feature_dim == 16
+    x, w = torch.randn(2, 1, 24, 24), torch.randn(2, 16)
+    with torch.no_grad():
+        assert model.features(x, w).shape == (2, 12)
+        assert not torch.allclose(model(x, w), model(x, w + 1))
+
+
 @pytest.mark.parametrize("override, message", [
     ({"image_branch": "both"}, "image_branch"),
+    ({"tta": "rotate"}, "tta"),
     ({"gan_image_size": 50}, "gan_image_size"),
     ({"feature_weight": 0, "pixel_weight": 0}, "both 0"),
     ({"gan_checkpoint": "/nonexistent"}, "gan_checkpoint"),
