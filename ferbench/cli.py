@@ -23,7 +23,7 @@ from ferbench import precision
 from ferbench.errors import ConfigError, FerbenchError, RunInterrupted
 from ferbench.plugins import PluginManager
 from ferbench.registry import REGISTRY_ENV, Zoo
-from ferbench.results import read_run_manifest
+from ferbench.results import ALLOW_DIRTY_ENV, check_clean_tree, read_run_manifest
 
 app = typer.Typer(
     help="ferbench: a plugin-based model zoo and benchmark harness for facial emotion recognition.",
@@ -42,9 +42,21 @@ TtaOption = Annotated[Optional[str], typer.Option(
 PrecisionOption = Annotated[Optional[str], typer.Option(
     "--precision", help="auto (bf16 autocast on CUDA, fp32 on a CPU), fp32, or bf16 (also on a CPU with AVX512-BF16/AMX: the CPU recipe).")]
 # Read from the command line by ferbench.threads before torch loads (see there); declared here for --help.
+AllowDirtyOption = Annotated[bool, typer.Option(
+    "--allow-dirty", envvar=ALLOW_DIRTY_ENV,
+    help="Write records even though the ferbench checkout has uncommitted changes (they are marked git.dirty).")]
 ThreadsOption = Annotated[Optional[int], typer.Option(
     "--threads", envvar=threads.THREADS_ENV, min=1,
     help="CPU threads for torch (default: every core this process may use; OpenMP threads wait passively).")]
+
+
+def check_provenance(allow_dirty: bool) -> None:
+    """Before a command writes records: refuse a dirty checkout, or say loudly that its records are marked so."""
+    info = check_clean_tree(allow_dirty)
+    if info["dirty"]:
+        errors.print(f"[bold yellow]warning:[/] --allow-dirty: the checkout has uncommitted changes "
+                     f"({', '.join(info['changed'][:5])}); these records say git.dirty=true and cannot be "
+                     f"reproduced from commit {info['commit'][:12]}", highlight=False, soft_wrap=True)
 
 
 def load_zoo(registry: Path | None) -> Zoo:
@@ -108,6 +120,7 @@ def run(
     validation: Annotated[Optional[float], typer.Option(help="Hold out this fraction of each fold's training data (stratified; whole subjects where known) and fit temperature scaling on it.")] = None,
     robustness: Annotated[bool, typer.Option("--robustness", help="End with a robustness pass on each test split (ferbench robustness) with the model just trained.")] = False,
     registry: RegistryOption = None,
+    allow_dirty: AllowDirtyOption = False,
     threads_: ThreadsOption = None,
     precision_: PrecisionOption = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from its folder (results/<run_id>); other options default to the run's own and must agree with them.")] = None,
@@ -172,6 +185,7 @@ def run(
                                components=parse_pairs(component or [], "--component"), data_options=data_options,
                                device=device, out_dir=out, save_model=save_model, validation=validation,
                                robustness=robustness) for s in seed or [0]]
+    check_provenance(allow_dirty)
     failed = []
     for request in requests:
         try:
@@ -190,6 +204,34 @@ def run(
         raise typer.Exit(code=3)  # 2 is for bad input found before training; 3: training itself failed
 
 
+@app.command()
+def reproduce(
+    record: Annotated[Path, typer.Argument(help="A result record (result-*.json), fold folder or run folder of ferbench run.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the re-run (default: a new temporary folder).")] = None,
+    tolerance: Annotated[Optional[float], typer.Option(help="Largest accepted difference, in percentage points (default: 0 for a CPU record, 1 for a GPU one).")] = None,
+    allow_dirty: AllowDirtyOption = False,
+) -> None:
+    """Run a recorded experiment again from its run.json and compare each metric with the original's.
+    Exit status 0: every metric within the tolerance; 1: one or more are not."""
+    from ferbench.reproduce import reproduce as reproduce_run
+
+    check_provenance(allow_dirty)
+    report = reproduce_run(record, out, tolerance, allow_dirty,
+                           echo=lambda text: errors.print(text, highlight=False, soft_wrap=True))
+    table = _table(f"{Path(report['original']).name}: original vs reproduced "
+                   f"(tolerance {report['tolerance_points']:g} points)",
+                   "fold", "split", "metric", "original %", "reproduced %", "Δ points", "same data", "")
+    for row in report["rows"]:
+        table.add_row(row["fold"], row["split"], row["metric"], _num(row["original"], ".2f"),
+                      _num(row["reproduced"], ".2f"), _num(row["delta"], "+.2f"),
+                      {True: "yes", False: "NO", None: "-"}[row["same_data"]],
+                      "[green]ok[/]" if row["ok"] else "[bold red]differs[/]")
+    console.print(table)
+    console.print(f"reproduction: [bold]{Path(report['reproduced']).parent / 'reproduction.json'}[/]")
+    if not report["ok"]:
+        raise typer.Exit(code=1)
+
+
 @app.command("eval")
 def eval_(
     model: Annotated[list[Path], typer.Option(help="A saved model folder (or its model.json) written by ferbench run; repeat for an ensemble (mean of the probabilities).")],
@@ -200,11 +242,13 @@ def eval_(
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
     registry: RegistryOption = None,
+    allow_dirty: AllowDirtyOption = False,
     threads_: ThreadsOption = None,
     precision_: PrecisionOption = None,
 ) -> None:
     """Score a saved model (or an ensemble of them) on any dataset, over the classes they share."""
     precision.choose(precision_)
+    check_provenance(allow_dirty)
     from ferbench.runner import evaluate
 
     if batch_size < 1:
@@ -228,11 +272,13 @@ def robustness(
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
     registry: RegistryOption = None,
+    allow_dirty: AllowDirtyOption = False,
     threads_: ThreadsOption = None,
     precision_: PrecisionOption = None,
 ) -> None:
     """Score a saved model on every corruption x severity of a test split: one robustness record and a heat map."""
     precision.choose(precision_)
+    check_provenance(allow_dirty)
     from ferbench.robustness import command
 
     record = command(load_zoo(registry), model, dataset, split, corruption, severity, device, out, batch_size, tta,
@@ -352,11 +398,13 @@ def bench(
     device: DeviceOption = "auto",
     out: Annotated[Path, typer.Option("--out", help="Folder for the JSON record.")] = Path("results/bench"),
     registry: RegistryOption = None,
+    allow_dirty: AllowDirtyOption = False,
     threads_: ThreadsOption = None,
     precision_: PrecisionOption = None,
 ) -> None:
     """Measure inference and training throughput in several execution modes, side by side."""
     precision.choose(precision_)
+    check_provenance(allow_dirty)
     from ferbench import bench as benchmarks
     from ferbench.runner import Tracker, resolve_device
 

@@ -7,6 +7,7 @@ plain arrays plus metadata, and a model's input transform runs per batch on the 
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -47,6 +48,16 @@ def canonical_class(name: str) -> str:
             f"{', '.join(CANONICAL_CLASSES)} (give the dataset a class mapping in registry.yaml)"
         )
     return CLASS_ALIASES[key]
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """SHA-256 (hex) over each array's shape, dtype and bytes, in order."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype.str}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +150,12 @@ class Dataset:
     @property
     def split_names(self) -> list[str]:
         return sorted(set(self.splits.tolist()))
+
+    def fingerprint(self) -> str:
+        """SHA-256 of exactly what a model sees and is scored against: the images after the loader's
+        preprocessing, the labels and the class names (order included), so two records share it only if
+        they used the same data."""
+        return fingerprint(self.images, self.labels.astype(np.int64), np.asarray(self.classes, dtype=str))
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.classes))

@@ -20,6 +20,7 @@ COLUMNS = ["Method", "Dataset", "Trained on", "Protocol", "Split", "Device", "Se
 # Settings that change how a model is scored, not the model: runs differing only in these share a row.
 SCORING_ONLY = frozenset({"eval_every", "eval_batch_size"})
 SPEED_COLUMNS = ["Infer img/s", "Train img/s", "Bench"]
+DIRTY_MARK = " †"  # after a Setting: a run of the row was made from a checkout with uncommitted changes
 
 
 def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -36,9 +37,10 @@ def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "fold": r["fold"], "seed": r["seed"], "epochs": (r.get("config") or {}).get("epochs"),
             "accuracy": 100 * r["metrics"]["accuracy"], "macro_f1": 100 * r["metrics"]["macro_f1"],
             "train_seconds": training_seconds(r), "curve": r.get("time_to_accuracy") or None,
+            "dirty": bool((r.get("git") or {}).get("dirty")),
         })
     return pd.DataFrame(rows, columns=[*GROUP, "fold", "seed", "epochs", "accuracy", "macro_f1", "train_seconds",
-                                       "curve"])
+                                       "curve", "dirty"])
 
 
 def training_seconds(record: dict[str, Any]) -> float | None:
@@ -88,7 +90,8 @@ def aggregate(frame: pd.DataFrame, paper_rows: list[dict[str, Any]]) -> pd.DataF
         accuracy = group["accuracy"].mean()
         epochs = sorted({int(e) for e in group["epochs"].dropna()})
         seconds = group["train_seconds"].dropna()
-        rows.append([method, dataset, "" if trained_on == dataset else trained_on, protocol, split, device, setting,
+        marked = setting + (DIRTY_MARK if group["dirty"].any() else "")
+        rows.append([method, dataset, "" if trained_on == dataset else trained_on, protocol, split, device, marked,
                      mean_sd(group["accuracy"]), mean_sd(group["macro_f1"]), len(group),
                      ",".join(map(str, epochs)) or "-",
                      f"{seconds.mean():,.0f}" if len(seconds) else "-",
@@ -132,6 +135,8 @@ def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, 
         "`Paper %` is the number the method's paper reports (registry.yaml), `Δ vs paper` our mean minus it.",
         "`Device` is where the run trained. `Train s`: training seconds (evaluation excluded; mean over the row's",
         "runs); `Time to accuracy`: points of the run's curve (`--set eval_every=N`) as accuracy % @ training seconds.",
+        f"`{DIRTY_MARK.strip()}` after a setting: one or more of its runs were made from a checkout with uncommitted",
+        "changes (`git.dirty` in the record), so their commit does not reproduce them exactly.",
         "",
         tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="github", disable_numparse=True)
         if len(table) else "_No results yet: run `ferbench run --method timm:resnet18 --dataset synthetic`._",

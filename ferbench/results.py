@@ -11,6 +11,7 @@ import os
 import platform
 import re
 import secrets
+import shlex
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ import torch
 
 import ferbench
 from ferbench import precision, threads
+from ferbench.errors import ConfigError
 from ferbench.files import write_json
 
 RESULT_SCHEMA = "ferbench.result/1"
@@ -92,8 +94,17 @@ def environment(plugins: dict[str, str] | None = None) -> dict[str, Any]:
             "packages": packages, "plugins": plugins or {}}
 
 
+ALLOW_DIRTY_ENV = "FERBENCH_ALLOW_DIRTY"
+
+
+def command_line(argv: list[str]) -> str:
+    """``argv`` as one line a shell runs again: ``ferbench run --method ...`` (whatever started it)."""
+    return shlex.join(["ferbench", *argv[1:]])
+
+
 def git_info() -> dict[str, Any]:
-    """Commit of the ferbench source tree, and whether it had uncommitted changes (None outside git)."""
+    """Commit of the ferbench source tree, whether it had uncommitted changes to tracked files (None outside
+    git) and, when it had, which files (``changed``, at most 20)."""
     source = Path(ferbench.__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
@@ -101,11 +112,29 @@ def git_info() -> dict[str, Any]:
             done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             return None
-        return done.stdout.strip() if done.returncode == 0 else None
+        return done.stdout.rstrip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    info: dict[str, Any] = {"commit": commit, "dirty": bool(status) if status is not None else None}
+    if status:
+        info["changed"] = [line[3:] for line in status.splitlines()][:20]
+    return info
+
+
+def check_clean_tree(allow_dirty: bool) -> dict[str, Any]:
+    """Refuse to write records from a checkout with uncommitted changes (their commit would not reproduce
+    them) unless ``allow_dirty``; return :func:`git_info`. Outside git (an installed wheel) there is nothing
+    to check: the records name the ferbench version."""
+    info = git_info()
+    if info["dirty"] and not allow_dirty:
+        changed = info["changed"]
+        raise ConfigError(
+            f"the ferbench checkout has uncommitted changes to {len(changed)}{'+' if len(changed) == 20 else ''} "
+            f"tracked file(s) ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}): a record written "
+            f"now would name commit {info['commit'][:12]} but could not be reproduced from it. Commit first, "
+            f"or pass --allow-dirty (or set {ALLOW_DIRTY_ENV}=1) to record anyway, marked dirty")
+    return info
 
 
 def device_info(device: torch.device) -> dict[str, Any]:

@@ -249,7 +249,7 @@ def command(zoo, model_path: Path | None, dataset_name: str | None, split: str |
     """``ferbench robustness``: load the model and dataset, score, write ``<run>/robustness.json``."""
     from ferbench.checkpoint import load_model
     from ferbench.protocols import TRAIN_SPLIT
-    from ferbench.results import claim_run_dir, device_info, environment, git_info
+    from ferbench.results import claim_run_dir, command_line, device_info, environment, git_info
     from ferbench.runner import resolve_device
     from ferbench.training import TTA_MODES, predict_proba
 
@@ -300,7 +300,7 @@ def command(zoo, model_path: Path | None, dataset_name: str | None, split: str |
               "model": {"path": str(model_path), "trained_by": trained_by}, "tta": views,
               "device": device_info(torch_device), "git": git_info(),
               "environment": environment({n: p.version for n, p in zoo.plugins.plugins.items()}),
-              "command": {"argv": list(sys.argv), "cwd": os.getcwd()}}
+              "command": {"argv": list(sys.argv), "line": command_line(sys.argv), "cwd": os.getcwd()}}
     console.print(f"[bold]{method}[/] (trained on {header['train_dataset']}) under {len(corruptions)} corruptions x "
                   f"{len(severities)} severities on [bold]{dataset.name}[/] \\[{split}], {len(test):,} images")
     predict = lambda images: predict_proba(model, images, input_spec, torch_device, batch_size, views)  # noqa: E731

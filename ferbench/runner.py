@@ -44,8 +44,8 @@ from ferbench.protocols import TRAIN_SPLIT, carve_validation, evaluation_splits
 from ferbench.registry import Zoo
 from ferbench.tables import result_table
 from ferbench.plugins import PLUGINS_ENV
-from ferbench.results import (RUN_MANIFEST, RUN_SCHEMA, claim_run_dir, device_info, environment, git_info, now_iso,
-                              read_run_manifest, slug, validate_result, write_result)
+from ferbench.results import (RUN_MANIFEST, RUN_SCHEMA, claim_run_dir, command_line, device_info, environment,
+                              git_info, now_iso, read_run_manifest, slug, validate_result, write_result)
 from ferbench.training import check_config, predict_proba, seed_everything
 
 
@@ -238,7 +238,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         "environment": environment({n: p.version for n, p in plugins.plugins.items()}),
         "paper": method.paper and {k: method.paper[k] for k in ("title", "authors", "year") if k in method.paper},
         # How to rerun it: the command that started the run (and any that resumed it), from where.
-        "command": {"argv": manifest["argv"], "cwd": manifest["cwd"], "resumed_by": manifest.get("resumes", [])},
+        "command": {"argv": manifest["argv"], "line": command_line(manifest["argv"]), "cwd": manifest["cwd"],
+                    "resumed_by": manifest.get("resumes", [])},
     }
     if load_reports:
         common["load_reports"] = load_reports
@@ -496,7 +497,9 @@ def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: 
         "data": {"train_images": len(train) if train is not None else None, "test_images": len(test),
                  "scored_images": len(aligned), "excluded_classes": [c for c in test.classes if c not in classes],
                  "train_class_counts": train.class_counts() if train is not None else None,
-                 "classes": list(classes)},
+                 "classes": list(classes),
+                 "fingerprints": {"train": train.fingerprint() if train is not None else None,
+                                  "scored": aligned.fingerprint()}},
         "metrics": metrics, "extra": extra, "timings": timings, "artifacts": artifacts, "status": "ok",
     }
     if curve:
@@ -557,7 +560,7 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         "config": config, "device": device_info(torch_device),
         "git": git_info(), "environment": environment({n: p.version for n, p in zoo.plugins.plugins.items()}),
         "model": {"path": str(paths[0]), "trained_by": trained_by},
-        "command": {"argv": list(sys.argv), "cwd": os.getcwd()},
+        "command": {"argv": list(sys.argv), "line": command_line(sys.argv), "cwd": os.getcwd()},
     }
     if len(members) > 1:
         common["ensemble"] = [{"path": str(path), "trained_by": record.get("trained_by") or {}, "tta": view}

@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = ROOT / "examples" / "ferbench-example-plugin"
 # ../shared/data beside the checkout, or wherever FERBENCH_DATA points (a worktree's parent has no shared/).
 SHARED_DATA = Path(os.environ.get("FERBENCH_DATA") or ROOT.parent / "shared" / "data")
+# The suite runs `ferbench run` while a developer's checkout has uncommitted changes; the refusal itself is
+# tested in tests/test_reproduce.py with this unset.
+os.environ.setdefault("FERBENCH_ALLOW_DIRTY", "1")
 sys.path.insert(0, str(EXAMPLE_PLUGIN))  # the example plugin's module, for in-process tests
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/plugin_fixtures
 
