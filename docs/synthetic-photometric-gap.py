@@ -4,7 +4,7 @@ Trains classifiers on the studio faces (10 epochs, lr 3e-3, no augmentation: the
 recipe, here on the whole studio training split), then scores them on the studio test faces, on the raw
 snapshot test faces, and on the snapshot faces after two fixes by hand that an image-wide photometric
 change can make: each face's grey levels given the studio test faces' mean and spread ("contrast"), and
-then tinted with the studio faces' mean colour ("colour"). Its numbers are quoted in the README (Arabian
+then tinted with the studio faces' mean colour ("colour"). Its numbers are quoted in docs/arabian-gan.md (Arabian
 GAN); they motivated the restyler's photometric stage. Usage:
 
     python docs/synthetic-photometric-gap.py timm:resnet18 timm:resnet10t timm:convnext_atto

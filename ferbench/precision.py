@@ -7,7 +7,7 @@ AVX512-BF16 or AMX (Intel Sapphire Rapids and later, AMD Zen 4 and later) do too
 kernels trained fer-resnet 2.4x and fer-vgg8 2.7x faster than fp32 on this machine's AMX Xeon; but on the
 same CPU timm's resnet18 and test_resnet diverged in bf16 within two epochs on 16-pixel squares (NaN or
 exploding gradients) where fp32 trained, so on a CPU bf16 is opt-in: ``--precision bf16``, which the
-CPU recipe uses (README, "The CPU recipe").
+CPU recipe uses (docs/cpu-recipe.md).
 
 Choose with ``--precision`` (``ferbench run``, ``eval``, ``bench``, ``predict``) or ``FERBENCH_PRECISION``:
 ``auto`` (default), ``fp32`` or ``bf16``. Every record carries :func:`describe` under ``device.precision``.

@@ -118,3 +118,20 @@ def test_bench_command_writes_a_record(cli, tmp_path):
     data = json.loads(record.read_text())
     assert data["rows"][0]["model"] == "example-tinycnn" and data["rows"][0]["images_per_s"] > 0
     assert data["peak_source"] == "measured matmul"
+
+
+def test_a_run_logged_to_a_file_writes_one_line_per_epoch(test_plugins, write_registry, tmp_path):
+    """`ferbench run ... > log 2>&1`: no progress bars (not a terminal), but one line per epoch."""
+    env = {**os.environ, "FERBENCH_REGISTRY": str(write_registry({"version": 1})),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "examples" / "ferbench-example-plugin")])}
+    log = tmp_path / "log"
+    with log.open("w") as handle:
+        done = subprocess.run([sys.executable, "-m", "ferbench.cli", "run", "--method", "example-tinycnn", "--dataset",
+                               "squares", "--epochs", "3", "--batch-size", "8", "--device", "cpu", "--out",
+                               str(tmp_path / "results")], stdout=handle, stderr=subprocess.STDOUT, env=env,
+                              stdin=subprocess.DEVNULL)
+    text = log.read_text()
+    assert done.returncode == 0, text
+    epochs = [line for line in text.splitlines() if line.startswith("holdout epoch ")]
+    assert [line.split(",")[0] for line in epochs] == [f"holdout epoch {n}" for n in (1, 2, 3)]
+    assert all("loss " in line and "seconds " in line for line in epochs)

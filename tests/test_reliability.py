@@ -3,7 +3,7 @@
 Each fault is made for real: training processes are stopped with real signals (Ctrl-C, SIGTERM, SIGKILL)
 and resumed, two processes write into one results folder at once, a network's loss turns NaN, and
 checkpoints, model folders, registries and result files are hand-crafted to attack or confuse the
-readers. The README's "Reliability" table lists each fault, what happens, and the test here that shows it.
+readers. docs/reliability.md's table lists each fault, what happens, and the test here that shows it.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ Choices the paper leaves open, and why
   weights them 1:1. ``arabian-gan`` weights the guides' cross-entropy 5 (``classifier_weight``; at 1, in
   the tuning of an earlier default, surprise vanished on the synthetic pair) and the adversarial term 0.1 (``adversarial_weight``; at 1 Dnet
   won, d_fake fell below 0.1, and the generator answered with colour noise painted over the faces, which
-  lowered every evaluator's score). The README's tuning table has the runs.
+  lowered every evaluator's score). docs/arabian-gan.md's tuning table has the runs.
 - **Cnet**: the paper's Cnet is a model of its ref. [16] trained on OULU-CASIA (98 % validation accuracy).
   Here any registered classifier, trained from scratch on ``--target``'s training split minus a 10 % slice
   of its people (the validation slice, whose accuracy each result records), 10 epochs, lr 3e-3. The

@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "width": 16,  # base channel count of Enet, Gnet and Dnet (32 or 64 on a GPU)
     # The generator's loss: adversarial BCE + guide cross-entropy (the paper), + our terms.
     "adversarial_weight": 0.1,  # (1: the paper's plain sum) at 1 Dnet's term painted colour noise over the faces
-    "classifier_weight": 5.0,  # the guides' cross-entropy (1: the paper's plain sum); see the README's tuning table
+    "classifier_weight": 5.0,  # the guides' cross-entropy (1: the paper's plain sum); see docs/arabian-gan.md's tuning table
     "warmup_epochs": 2,  # first epochs with the reconstruction term alone, no Dnet or guide (0: the paper)
     "reconstruction_weight": 10.0,  # L1 of restyling a target image, in the source's channels, back to itself (0: the paper)
     "residual": True,  # Gnet's output is a correction added to the input image (False: the paper)

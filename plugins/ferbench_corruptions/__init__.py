@@ -5,7 +5,7 @@ An ImageNet-C-style benchmark (Hendrycks and Dietterich 2019) made for face crop
 JPEG and pixelation it has the lighting a webcam meets (dark, over-exposed, low contrast, vignetting),
 what covers faces (a patch, sunglasses, a face mask) and the slack of a face detector (shift, rotation,
 scale). The functions and their severity tables are in :mod:`ferbench_corruptions.corruptions`;
-``python -m ferbench_corruptions.preview docs/corruptions.png`` draws the grid shown in the README.
+``python -m ferbench_corruptions.preview docs/corruptions.png`` draws the grid shown in docs/robustness.md.
 """
 
 from __future__ import annotations

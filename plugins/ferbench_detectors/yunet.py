@@ -2,7 +2,7 @@
 libfacedetection's C++ build with the weights compiled in (BSD-3), wheels for x86-64 Linux and Windows.
 
 Finds 97% of FER2013 faces upscaled 4x, alone or inside a larger frame, where the Haar cascade finds 57%
-and 80% (the README's detector table), in less than half the time. Its box spans about 0.97 of a FER2013 crop's side, so its crop
+and 80% (docs/data.md's detector table), in less than half the time. Its box spans about 0.97 of a FER2013 crop's side, so its crop
 margin is smaller than Haar's. Photos are searched at most ``DETECT_SIDE`` pixels on their longer side:
 the time grows with the pixel count, and a face a tenth of the shorter side stays above YuNet's
 smallest (about 10 pixels) there.

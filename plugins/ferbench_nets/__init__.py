@@ -8,7 +8,7 @@
 Training throughput on 2 CPU cores (bare AdamW step, batch 128, 48x48 grey, channels_last, passive
 OpenMP threads), beside timm's: fer-resnet-s 652 img/s, fer-resnet 505, timm:lcnet_100 574,
 timm:resnet10t 299, timm:mobilenetv3_large_100 291, timm:resnet18 203, fer-resnet-l 199, fer-vgg8 79.
-The README's "Compact nets" section has the measured time-to-accuracy on FER2013.
+docs/cpu-recipe.md has the measured time-to-accuracy on FER2013.
 """
 
 from __future__ import annotations
