@@ -357,16 +357,22 @@ def export(
 def leaderboard(
     results: Annotated[Path, typer.Option(help="Folder of result records.")] = Path("results"),
     output: Annotated[Optional[Path], typer.Option(help="Markdown file (default: RESULTS/LEADERBOARD.md).")] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a static site (index.html, sortable and filterable, per-run pictures) into this folder.")] = None,
     registry: RegistryOption = None,
 ) -> None:
     """Aggregate every result into a table (mean ± SD over seeds and folds) beside the papers' numbers."""
-    from ferbench.leaderboard import write_leaderboard
+    from ferbench.leaderboard import build, write_markdown
 
     if not results.is_dir():
         raise ConfigError(f"--results {results}: no such folder")
     zoo = load_zoo(registry)
-    table, skipped, path = write_leaderboard(results, zoo.paper_numbers(), output, plugins=zoo.plugins,
-                                             registry=zoo.registry)
+    board = build(results, zoo.paper_numbers(), plugins=zoo.plugins, registry=zoo.registry)
+    path = write_markdown(board, output)
+    table, skipped = board.table, board.skipped
+    if html is not None:
+        from ferbench.site import write_site
+
+        console.print(f"site: [bold]{write_site(board, html)}[/]")
     rich_table = Table(title=f"ferbench leaderboard ({path})", title_justify="left")
     for column in table.columns:
         rich_table.add_column(column, justify="right" if "%" in column or column == "Runs" else "left")

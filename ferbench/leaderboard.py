@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +116,6 @@ def _paper_value(paper_rows, method, dataset, protocol, split) -> tuple[dict | N
 
 def _paper_text(row: dict[str, Any]) -> str:
     return f"{row['value']:.2f}" + (f" ± {row['sd']:.2f}" if row.get("sd") is not None else "")
-
-
-def build_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list]:
-    """The leaderboard table and the result files that were skipped (with why)."""
-    records, skipped = load_results(results_dir)
-    return aggregate(results_frame(records), paper_rows), iter_reasons(skipped)
 
 
 def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, sections: list[str] = (),
@@ -270,29 +265,52 @@ def calibration_section(records: list[dict[str, Any]]) -> str:
         tabulate(table, headers=columns, tablefmt="github", disable_numparse=True)])
 
 
-def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]], output: str | Path | None = None,
-                      plugins=None, registry=None) -> tuple[pd.DataFrame, list, Path]:
-    """Write LEADERBOARD.md (and pareto.png where benchmarks exist); ``plugins`` (a PluginManager) may add
-    sections of their own; ``registry`` names the reference models of the robustness section's mCE."""
+@dataclass
+class Leaderboard:
+    """Everything the leaderboard shows, computed once for the Markdown file and the HTML site."""
+
+    results_dir: Path
+    table: pd.DataFrame  # the main table (COLUMNS + SPEED_COLUMNS)
+    records: list[dict[str, Any]]  # every readable result record
+    sections: list[str]  # Markdown: robustness, calibration, and each plugin's own
+    failed: list[dict[str, Any]]
+    skipped: list[tuple[str, str]]  # (file, why)
+    pareto: Path | None  # results/pareto.png, where benchmarks exist
+
+
+def build(results_dir: str | Path, paper_rows: list[dict[str, Any]], plugins=None, registry=None) -> Leaderboard:
+    """Aggregate ``results_dir`` and draw ``pareto.png``; ``plugins`` (a PluginManager) may add sections of
+    their own; ``registry`` names the reference models of the robustness section's mCE."""
     from ferbench.bench import load_bench
+    from ferbench.robustness import load_records as load_robustness
 
     results_dir = Path(results_dir)
     records, skipped = load_results(results_dir)
     frame = results_frame(records)
     bench_rows = load_bench(results_dir / "bench")
     table = join_speed(aggregate(frame, paper_rows), bench_rows)
-    pareto_png(frame, bench_rows, results_dir / "pareto.png")
-    from ferbench.robustness import load_records as load_robustness
-
+    pareto = pareto_png(frame, bench_rows, results_dir / "pareto.png")
     sections = [robustness_section(load_robustness(results_dir), results_dir, registry), calibration_section(records)]
     if plugins is not None:
         for returned in plugins.notify("ferbench_leaderboard_sections", records=records, paper=paper_rows):
             sections += [s for s in returned or [] if isinstance(s, str) and s.strip()]
-    output = Path(output) if output else results_dir / "LEADERBOARD.md"
-    failed = [r for r in records if r.get("status") == "failed"]
-    sections = [s for s in sections if s]
-    write_text(output, leaderboard_markdown(table, iter_reasons(skipped), results_dir, sections, failed))
-    return table, iter_reasons(skipped), output
+    return Leaderboard(results_dir, table, records, [s for s in sections if s],
+                       [r for r in records if r.get("status") == "failed"], iter_reasons(skipped), pareto)
 
 
-__all__ = ["aggregate", "build_leaderboard", "mean_sd", "results_frame", "write_leaderboard"]
+def write_leaderboard(results_dir: str | Path, paper_rows: list[dict[str, Any]], output: str | Path | None = None,
+                      plugins=None, registry=None) -> tuple[pd.DataFrame, list, Path]:
+    """Write LEADERBOARD.md (and pareto.png where benchmarks exist): see :func:`build`."""
+    board = build(results_dir, paper_rows, plugins, registry)
+    return board.table, board.skipped, write_markdown(board, output)
+
+
+def write_markdown(board: Leaderboard, output: str | Path | None = None) -> Path:
+    """``board`` as LEADERBOARD.md (default: in its results folder)."""
+    output = Path(output) if output else board.results_dir / "LEADERBOARD.md"
+    write_text(output, leaderboard_markdown(board.table, board.skipped, board.results_dir, board.sections,
+                                            board.failed))
+    return output
+
+
+__all__ = ["Leaderboard", "aggregate", "build", "mean_sd", "results_frame", "write_leaderboard", "write_markdown"]

@@ -3,7 +3,7 @@
 import json
 import statistics
 
-from ferbench.leaderboard import build_leaderboard, mean_sd, write_leaderboard
+from ferbench.leaderboard import build, mean_sd, write_leaderboard
 from ferbench.results import RESULT_SCHEMA
 
 PAPER = [{"method": "m1", "dataset": "d1", "protocol": "kfold", "metric": "accuracy", "value": 90.0, "paper": "P"},
@@ -30,7 +30,8 @@ def test_mean_and_sample_sd_over_folds_and_seeds(tmp_path):
     accuracies = [0.91, 0.93, 0.88, 0.95]
     for i, acc in enumerate(accuracies):
         write(tmp_path, f"run{i}/fold/result.json", result(fold=f"fold-0{i % 2}", seed=i // 2, accuracy=acc))
-    table, skipped = build_leaderboard(tmp_path, PAPER)
+    board = build(tmp_path, PAPER)
+    table, skipped = board.table, board.skipped
     row = table.iloc[0]
     values = [100 * a for a in accuracies]
     assert row["Accuracy %"] == f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
@@ -44,7 +45,7 @@ def test_runs_of_other_settings_get_rows_of_their_own(tmp_path):
     write(tmp_path, "b.json", result(accuracy=0.7, fold="fold-02", config={"epochs": 5, "eval_every": 1}))
     write(tmp_path, "c.json", result(accuracy=0.6, config={"epochs": 7}))
     write(tmp_path, "d.json", result(accuracy=0.6, config={"epochs": 5, "data_options": {"limit": 100}}))
-    table, _ = build_leaderboard(tmp_path, PAPER)
+    table = build(tmp_path, PAPER).table
     rows = table[table["Method"] == "m1"]
     assert len(rows) == 3 and len(set(rows["Setting"])) == 3  # evaluating more often is the same setting
     assert sorted(rows["Runs"]) == [1, 1, 2]
@@ -53,7 +54,7 @@ def test_runs_of_other_settings_get_rows_of_their_own(tmp_path):
 def test_groups_by_device_and_shows_unreproduced_paper_numbers(tmp_path):
     write(tmp_path, "a.json", result(accuracy=0.5))
     write(tmp_path, "b.json", result(accuracy=0.7, device="gpu"))
-    table, _ = build_leaderboard(tmp_path, PAPER)
+    table = build(tmp_path, PAPER).table
     assert sorted(table["Device"]) == ["-", "NVIDIA H100", "cpu"]
     missing = table[table["Method"] == "m9"].iloc[0]
     assert missing["Accuracy %"] == "not run" and missing["Runs"] == 0 and missing["Paper %"] == "80.00"
@@ -65,7 +66,8 @@ def test_corrupt_foreign_and_failed_files_are_skipped_and_named(tmp_path):
     write(tmp_path, "old.json", {**result(), "metrics": {}})
     write(tmp_path, "bench/b.json", {"schema": "ferbench.bench/1"})
     write(tmp_path, "failed.json", {**result(status="failed", accuracy=0.0), "error": {"message": "diverged"}})
-    table, skipped = build_leaderboard(tmp_path, [])
+    board = build(tmp_path, [])
+    table, skipped = board.table, board.skipped
     assert len(table) == 1 and table.iloc[0]["Runs"] == 1
     reasons = {path.name: reason for path, reason in skipped}
     assert set(reasons) == {"truncated.json", "old.json"}
@@ -96,7 +98,7 @@ def test_training_seconds_and_the_time_to_accuracy_curve_sit_beside_accuracy(tmp
     untimed = result(method="m6")
     untimed["timings"] = {"fit_s": 42.0}  # no history: the fit time stands in
     write(tmp_path, "untimed/fold/result.json", untimed)
-    table, _ = build_leaderboard(tmp_path, [])
+    table = build(tmp_path, []).table
     rows = {row["Method"]: row for _, row in table.iterrows()}
     assert rows["m5"]["Train s"] == "130" and rows["m5"]["Time to accuracy"] == "50.0@60s, 62.5@130s"
     assert rows["m6"]["Train s"] == "42" and rows["m6"]["Time to accuracy"] == "-"

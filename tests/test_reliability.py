@@ -32,7 +32,7 @@ from ferbench.data import InputSpec
 from ferbench.divergence import DivergenceGuard
 from ferbench.errors import CheckpointError, ConfigError, DatasetError, TrainingDiverged
 from ferbench.files import write_json
-from ferbench.leaderboard import build_leaderboard, write_leaderboard
+from ferbench.leaderboard import build, write_leaderboard
 from ferbench.plugins import PluginManager
 from ferbench.registry import Registry, Zoo
 from ferbench.results import claim_run_dir, load_results, validate_result
@@ -286,7 +286,8 @@ def test_two_runs_writing_into_one_results_folder_at_once_both_land_intact(tmp_p
     records, skipped = load_results(out)
     assert len(records) == 2 and len({r["run_id"] for r in records}) == 2
     assert records[0]["metrics"] == records[1]["metrics"]  # same seed, same numbers
-    table, problems = build_leaderboard(out, [])
+    board = build(out, [])
+    table, problems = board.table, board.skipped
     assert table.iloc[0]["Runs"] == 2 and problems == []
 
 
