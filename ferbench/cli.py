@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ferbench import threads
@@ -35,6 +36,7 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 RegistryOption = Annotated[Optional[Path], typer.Option(
     "--registry", envvar=REGISTRY_ENV, help="Registry file (default: the registry.yaml of the ferbench checkout).")]
+TRACK_ENV = "FERBENCH_TRACK"
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder results are written into.")]
 TtaOption = Annotated[Optional[str], typer.Option(
@@ -119,6 +121,7 @@ def run(
     save_model: Annotated[bool, typer.Option(help="Save the trained model beside the results.")] = True,
     validation: Annotated[Optional[float], typer.Option(help="Hold out this fraction of each fold's training data (stratified; whole subjects where known) and fit temperature scaling on it.")] = None,
     robustness: Annotated[bool, typer.Option("--robustness", help="End with a robustness pass on each test split (ferbench robustness) with the model just trained.")] = False,
+    track: Annotated[Optional[list[str]], typer.Option("--track", help="Log the run to an experiment tracker (ferbench list trackers: mlflow, tensorboard); repeatable, or FERBENCH_TRACK=mlflow,tensorboard.")] = None,
     registry: RegistryOption = None,
     allow_dirty: AllowDirtyOption = False,
     threads_: ThreadsOption = None,
@@ -133,6 +136,8 @@ def run(
         recorded = read_run_manifest(resume).get("registry")  # the run's registry, unless one is given
         registry = Path(recorded) if recorded and Path(recorded).is_file() else None
     zoo = load_zoo(registry)
+    trackers = [name.strip() for value in (track or os.environ.get(TRACK_ENV, "").split(","))
+                for name in value.split(",") if name.strip()]
     overrides = {k: parse_value(v) for k, v in parse_pairs(set_ or [], "--set").items()}
     data_options = {k: parse_value(v) for k, v in parse_pairs(data_option or [], "--data-option").items()}
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("image_size", image_size),
@@ -152,7 +157,7 @@ def run(
             "seed": seed[0] if seed else None, "folds": folds, "only_folds": fold, "config": overrides or None,
             "components": parse_pairs(component or [], "--component") or None, "data_options": data_options or None,
             "device": given("device", device), "save_model": given("save_model", save_model),
-            "validation": validation, "robustness": robustness or None})]
+            "validation": validation, "robustness": robustness or None, "track": trackers or None})]
     elif suite:
         if method or dataset:
             raise ConfigError("give either --suite or --method/--dataset, not both")
@@ -165,7 +170,7 @@ def run(
                     config={**(entry.get("config") or {}), **overrides},
                     components={**(entry.get("components") or {}), **parse_pairs(component or [], "--component")},
                     data_options=data_options, device=device, out_dir=out, save_model=save_model,
-                    validation=validation, robustness=robustness))
+                    validation=validation, robustness=robustness, track=trackers))
         if list_runs:
             for number, r in enumerate(requests):
                 typer.echo(f"{number}\t{r.method} on {r.dataset}" + (f" (trained on {r.target})" if r.target else "")
@@ -184,7 +189,7 @@ def run(
                                only_folds=fold, config=overrides,
                                components=parse_pairs(component or [], "--component"), data_options=data_options,
                                device=device, out_dir=out, save_model=save_model, validation=validation,
-                               robustness=robustness) for s in seed or [0]]
+                               robustness=robustness, track=trackers) for s in seed or [0]]
     check_provenance(allow_dirty)
     failed = []
     for request in requests:
@@ -468,11 +473,11 @@ def _num(value, spec: str) -> str:
 
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="methods, components, datasets, protocols, corruptions, detectors, suites or all.")] = "all",
+    what: Annotated[str, typer.Argument(help="methods, components, datasets, protocols, corruptions, detectors, trackers, suites or all.")] = "all",
     registry: RegistryOption = None,
 ) -> None:
     """Show the methods, components, datasets, protocols, corruptions, face detectors and suites ferbench knows."""
-    sections = ("methods", "components", "datasets", "protocols", "corruptions", "detectors", "suites")
+    sections = ("methods", "components", "datasets", "protocols", "corruptions", "detectors", "trackers", "suites")
     if what != "all" and what not in sections:
         raise ConfigError(f"ferbench list {what}: choose one of {', '.join(sections)} or all")
     zoo = load_zoo(registry)
@@ -531,6 +536,16 @@ def list_(
             table.add_row(name, cat.owner[("detectors", name)], str(spec.priority), f"{spec.margin:.2f}", status,
                           spec.summary)
         table.caption = "detect=auto takes the highest-priority detector that loads; detect=none: the images are faces."
+        console.print(table)
+    if "trackers" in show:
+        table = _table("Experiment trackers (ferbench run --track NAME)", "name", "plugin", "status", "summary")
+        for name, spec in sorted(cat.trackers.items()):
+            try:
+                spec.check()
+                status = "[green]ok"
+            except ConfigError as error:
+                status = f"[red]{error}"
+            table.add_row(name, cat.owner[("trackers", name)], status, spec.summary)
         console.print(table)
     if "suites" in show:
         table = _table("Suites", "name", "runs", "summary")

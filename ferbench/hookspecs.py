@@ -58,6 +58,11 @@ def ferbench_register_detectors() -> list:
 
 
 @hookspec
+def ferbench_register_trackers() -> list:
+    """Return :class:`~ferbench.interfaces.TrackerSpec` s: experiment trackers for ``ferbench run --track``."""
+
+
+@hookspec
 def ferbench_run_start(run: dict[str, Any]) -> None:
     """A run is starting. ``run`` holds its id, method, components, dataset, protocol, seed, config and
     output folder."""

@@ -239,6 +239,19 @@ class DetectorSpec:
 
 
 @dataclass(frozen=True)
+class TrackerSpec:
+    """An experiment tracker that ``ferbench run --track NAME`` turns on. The plugin that registers it does
+    the logging in its lifecycle hooks (``ferbench_run_start``, ``ferbench_epoch_end``,
+    ``ferbench_run_end``) for runs whose ``run["track"]`` names it; ``check()`` raises
+    :class:`~ferbench.errors.ConfigError` saying what to install when its library is missing, so a run
+    asked to track fails before training, not after."""
+
+    name: str
+    check: Callable[[], None]
+    summary: str = ""
+
+
+@dataclass(frozen=True)
 class CorruptionSpec:
     """An image corruption for ``ferbench robustness``: ``apply(images, severity, rng)`` takes uint8
     ``(N, H, W)`` or ``(N, H, W, 3)`` images and returns corrupted images of the same shape and dtype.

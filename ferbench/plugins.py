@@ -40,6 +40,7 @@ from ferbench.interfaces import (
     DetectorSpec,
     MethodSpec,
     ProtocolSpec,
+    TrackerSpec,
 )
 
 ENTRY_POINT_GROUP = "ferbench"
@@ -53,6 +54,7 @@ REGISTRATIONS: dict[str, tuple[str, type]] = {
     "ferbench_register_protocols": ("protocols", ProtocolSpec),
     "ferbench_register_corruptions": ("corruptions", CorruptionSpec),
     "ferbench_register_detectors": ("detectors", DetectorSpec),
+    "ferbench_register_trackers": ("trackers", TrackerSpec),
 }
 
 
@@ -78,6 +80,7 @@ class Catalog:
     protocols: dict[str, ProtocolSpec] = field(default_factory=dict)
     corruptions: dict[str, CorruptionSpec] = field(default_factory=dict)
     detectors: dict[str, DetectorSpec] = field(default_factory=dict)
+    trackers: dict[str, TrackerSpec] = field(default_factory=dict)
     owner: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def component(self, name: str, kind: str | None = None) -> tuple[ComponentSpec, str | None]:

@@ -70,11 +70,12 @@ class RunRequest:
     # A fraction of each fold's training data held out to fit temperature scaling on (None: no scaling).
     validation: float | None = None
     robustness: bool = False  # after scoring, score each test split under every corruption x severity
+    track: list[str] = field(default_factory=list)  # experiment trackers to log to (ferbench list trackers)
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
 REQUEST_FIELDS = ("method", "dataset", "protocol", "target", "seed", "folds", "only_folds", "config", "components",
-                  "data_options", "device", "save_model", "validation", "robustness")
+                  "data_options", "device", "save_model", "validation", "robustness", "track")
 
 
 def resume_request(run_dir: str | Path, given: dict[str, Any]) -> RunRequest:
@@ -200,6 +201,10 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
                        "validation": request.validation, "robustness": request.robustness or None})
     if request.robustness:
         robustness.select(zoo.catalog.corruptions, None, None)  # no corruptions: say so before training
+    for name in request.track:  # a tracker that cannot log fails the run now, not after training
+        if name not in zoo.catalog.trackers:
+            raise unknown_name("tracker (--track)", name, zoo.catalog.trackers)
+        zoo.catalog.trackers[name].check()
     _dry_run(zoo, method, folds[0], config, components, request, device)
 
     if request.resume:
@@ -219,7 +224,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         write_json(run_dir / RUN_MANIFEST, manifest)
     info = {"run_id": run_id, "method": method.name, "components": components, "dataset": dataset.name,
             "target": target_data.name if target_data else None, "protocol": protocol_name,
-            "seed": request.seed, "config": config, "out_dir": str(run_dir), "device": str(device)}
+            "seed": request.seed, "config": config, "out_dir": str(run_dir), "device": str(device),
+            "track": list(request.track)}
     plugins = zoo.plugins
     # Hooks fire once per run: in rank 0 under torchrun.
     notify = plugins.notify if distributed.is_main() else lambda *args, **kwargs: None
