@@ -49,7 +49,7 @@ AllowDirtyOption = Annotated[bool, typer.Option(
     help="Write records even though the ferbench checkout has uncommitted changes (they are marked git.dirty).")]
 ThreadsOption = Annotated[Optional[int], typer.Option(
     "--threads", envvar=threads.THREADS_ENV, min=1,
-    help="CPU threads for torch (default: every core this process may use; OpenMP threads wait passively).")]
+    help="CPU threads for torch (default: every core this process may use, less those other processes keep busy at start; OpenMP threads wait passively).")]
 
 
 def check_provenance(allow_dirty: bool) -> None:

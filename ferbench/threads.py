@@ -6,7 +6,12 @@ Measured on a 2-core machine with another process holding one core (ResNet-10-T 
 core with another process burns its time slice waiting for the thread that was descheduled; a passive one
 sleeps. On an idle machine the two policies are alike (see ``ferbench bench --busy-cores``), so the
 default is every core this process may use (``os.sched_getaffinity``: a cgroup or ``taskset`` limit
-counts, the machine's core count does not) with passive waiting.
+counts, the machine's core count does not) with passive waiting, *less the cores other processes keep busy
+at start*: measured on the AMX Xeon (docs/cpu-recipe.md), two passive threads sharing a core with another
+process ran 4.4x slower than on an idle machine, one thread beside it 1.0x (and 1.4x slower than two on an
+idle machine). The load is sampled from ``/proc/stat`` over :data:`LOAD_SAMPLE_S` before torch loads (this
+process is asleep meanwhile, so what is busy is someone else); a core counts as taken when more than half of
+it was busy. Where ``/proc/stat`` is missing (macOS, Windows) nothing is subtracted.
 
 libgomp reads ``OMP_WAIT_POLICY`` when it is loaded, i.e. at ``import torch``; :func:`configure` is
 therefore called by the CLI before anything imports torch, and this module never imports torch at import
@@ -18,9 +23,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 THREADS_ENV = "FERBENCH_THREADS"
+LOAD_SAMPLE_S = 0.15
 
 
 @dataclass
@@ -30,6 +38,7 @@ class ThreadChoice:
     source: str  # where `threads` came from: --threads, FERBENCH_THREADS, OMP_NUM_THREADS or available cores
     omp_wait_policy: str  # as OpenMP saw it: PASSIVE, ACTIVE, or "default" (libgomp: spin, then sleep)
     wait_policy_source: str  # "ferbench", "environment" (the user's), or "too late" (torch was loaded first)
+    busy_cores: float | None = None  # with the default: cores other processes kept busy at start (None: not sampled)
 
 
 _choice: ThreadChoice | None = None
@@ -40,6 +49,36 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # macOS and Windows have no affinity call
         return os.cpu_count() or 1
+
+
+def _cpu_times(cores: set[int]) -> tuple[float, float] | None:
+    """(busy, total) jiffies summed over ``cores`` from ``/proc/stat``; None where it cannot be read."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    busy = total = 0.0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+            values = [float(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+            total += sum(values)
+            busy += sum(values) - values[3] - values[4]
+    return busy, total
+
+
+def busy_cores(sample_s: float = LOAD_SAMPLE_S) -> float | None:
+    """How many of this process's cores other processes kept busy over ``sample_s`` (this one sleeps)."""
+    try:
+        cores = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    first = _cpu_times(cores)
+    time.sleep(sample_s)
+    second = _cpu_times(cores)
+    if first is None or second is None or second[1] <= first[1]:
+        return None
+    return len(cores) * (second[0] - first[0]) / (second[1] - first[1])
 
 
 def threads_from_argv(argv: list[str]) -> str | None:
@@ -78,7 +117,10 @@ def configure(argv: list[str] | None = None) -> ThreadChoice:
     elif os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         threads, source = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
     else:
-        threads, source = cores, "available cores"
+        busy = busy_cores()
+        taken = int(busy + 0.5) if busy is not None else 0  # a core more than half busy is taken
+        threads = max(1, cores - taken)
+        source = "available cores" if threads == cores else f"available cores less {cores - threads} busy"
     if "torch" in sys.modules:
         # OpenMP has read its environment already; only the thread count can still change.
         policy_source = "too late"
@@ -90,7 +132,8 @@ def configure(argv: list[str] | None = None) -> ThreadChoice:
     if "torch" not in sys.modules:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # sizes OpenMP's pool before torch creates it
     policy = os.environ.get("OMP_WAIT_POLICY", "default").upper()
-    _choice = ThreadChoice(threads, cores, source, policy, policy_source)
+    _choice = ThreadChoice(threads, cores, source, policy, policy_source,
+                           busy if source.startswith("available cores") else None)
     return _choice
 
 

@@ -263,6 +263,29 @@ def test_threads_from_the_environment_and_bad_values():
     threads.configure([])  # back to the default for the rest of the session
 
 
+@pytest.mark.parametrize("busy, expected, source", [(0.3, 4, "available cores"), (1.2, 3, "available cores less 1 busy"),
+                                                   (3.9, 1, "available cores less 3 busy"), (None, 4, "available cores")])
+def test_the_default_leaves_the_cores_other_processes_keep_busy(monkeypatch, busy, expected, source):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(threads, "busy_cores", lambda: busy)
+    try:
+        choice = threads.configure([])
+        assert (choice.threads, choice.source, choice.busy_cores) == (expected, source, busy)
+        assert threads.configure(["--threads", "2"]).busy_cores is None  # an explicit count samples nothing
+    finally:
+        monkeypatch.undo()
+        threads.configure([])
+
+
+def test_busy_cores_reads_proc_stat(monkeypatch):
+    samples = iter([(100.0, 400.0), (250.0, 600.0)])  # 150 of 200 jiffies busy, over this process's cores
+    monkeypatch.setattr(threads, "_cpu_times", lambda cores: next(samples))
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
+    assert threads.busy_cores() == pytest.approx(len(os.sched_getaffinity(0)) * 0.75)
+
+
 def test_every_result_records_the_thread_choice(zoo, tmp_path):
     from ferbench.runner import RunRequest, run
 
