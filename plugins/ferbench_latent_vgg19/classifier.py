@@ -11,6 +11,11 @@ mean face) and small per-image offsets: in the first CPU runs the spread of w ov
 its norm (per-dimension SD 0.16 against |w| 17), so the unscaled latent branch saw a near-constant input and
 the classifier stayed at chance even though a logistic regression on the same w was well above it.
 
+``latent_dropout`` hides w (sets its standardised value to 0, the training mean) from that share of each
+training batch, so the image branch must classify those faces alone. Issue 17's CPU runs found why: the
+optimised w of a training face is a near-unique code of that image, which the joined model can fit (100%
+training accuracy) in place of the expression, and on new people it fails (see docs/latent-vgg19.md).
+
 timm's VGG carries its fully connected layers as a 7x7 convolution sized for 224-pixel inputs; it is
 replaced by global pooling and linear layers so 48-96 pixel faces do not pass through a 7x7 upsampling.
 
@@ -42,9 +47,10 @@ class LatentVGG19(nn.Module):
 
     def __init__(self, num_classes: int, in_chans: int, latent_dim: int = 512, backbone: str = "vgg19_bn",
                  fc_dim: int = 4096, latent_fc_dim: int = 512, drop_rate: float = 0.5,
-                 image_net: Classifier | None = None):
+                 image_net: Classifier | None = None, latent_dropout: float = 0.0):
         super().__init__()
         self.num_classes, self.in_chans, self.latent_dim = num_classes, in_chans, latent_dim
+        self.latent_dropout = latent_dropout
         if image_net is None:  # the paper's: a timm VGG's convolutions, globally pooled
             image_net = timm.create_model(backbone, pretrained=False, num_classes=0, in_chans=in_chans)
             image_net.pre_logits, image_net.head = nn.Identity(), nn.Identity()  # see the module docstring
@@ -72,6 +78,9 @@ class LatentVGG19(nn.Module):
         conv = (self.image_net.forward_features(images).mean(dim=(2, 3)) if self.pooled
                 else self.image_net.features(images))
         latent = (w.float() - self.latent_mean) / self.latent_std
+        if self.training and self.latent_dropout:  # hide w from a share of the training faces (see below)
+            keep = torch.rand(len(latent), 1, device=latent.device) >= self.latent_dropout
+            latent = latent * keep
         return torch.cat([self.image_fc(conv), self.latent_fc(latent.to(conv.dtype))], dim=1)
 
     def forward(self, images: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

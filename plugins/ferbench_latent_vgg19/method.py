@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "drop_rate": 0.5,
     "fc_dim": 4096,
     "latent_fc_dim": 512,
+    "latent_dropout": 0.0,  # share of training faces whose w the classifier does not see (0: the paper's)
     "image_size": None,  # None: the training images' size
     "weights": None,  # a local ImageNet VGG19(-BN) file for the classifier's convolutions
     "eval_batch_size": 256,
@@ -108,8 +109,9 @@ def check_latent_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"{key} must be a non-negative number, got {config[key]!r}")
     if config["feature_weight"] + config["pixel_weight"] <= 0:
         raise ConfigError("feature_weight and pixel_weight are both 0: the latent optimisation needs a loss")
-    if not 0 <= float(config["drop_rate"]) < 1:
-        raise ConfigError(f"drop_rate must lie in [0, 1), got {config['drop_rate']!r}")
+    for key in ("drop_rate", "latent_dropout"):
+        if not isinstance(config[key], (int, float)) or not 0 <= float(config[key]) < 1:
+            raise ConfigError(f"{key} must lie in [0, 1), got {config[key]!r}")
     if config["lens_size"] is not None and (not isinstance(config["lens_size"], int) or config["lens_size"] < 8):
         raise ConfigError(f"lens_size must be an integer of at least 8 or null, got {config['lens_size']!r}")
     if config["tta"] not in TTA_MODES:
@@ -241,7 +243,8 @@ class LatentVGG19Method(Method):
         self.classifier_build = {"num_classes": len(train.classes), "in_chans": in_chans,
                                  "latent_dim": self.generator.latent_dim,
                                  "fc_dim": int(config["fc_dim"]), "latent_fc_dim": int(config["latent_fc_dim"]),
-                                 "drop_rate": float(config["drop_rate"])}
+                                 "drop_rate": float(config["drop_rate"]),
+                                 "latent_dropout": float(config["latent_dropout"])}
         if classifier_name.startswith("timm:"):  # the paper's VGG: its pooled convolutions
             self.classifier_build["backbone"] = classifier_name[len("timm:"):]
             image_net = None

@@ -249,9 +249,25 @@ def test_any_ferbench_classifier_can_be_the_image_network(zoo, tmp_path, monkeyp
         assert not torch.allclose(model(x, w), model(x, w + 1))
 
 
+def test_latent_dropout_hides_w_from_a_share_of_training_faces_only():
+    torch.manual_seed(0)
+    model = LatentVGG19(num_classes=3, in_chans=1, latent_dim=8, backbone="vgg11_bn", fc_dim=8, latent_fc_dim=4,
+                        drop_rate=0.0, latent_dropout=0.5)
+    x, w = torch.randn(64, 1, 32, 32), torch.randn(64, 8) * 3
+    hidden = model.latent_fc(torch.zeros(1, 8))  # what the branch gives for w at the training mean
+    with torch.no_grad():
+        model.train()
+        latent_part = model.features(x, w)[:, 8:]
+        blind = (latent_part == hidden).all(1)
+        assert 0.3 < blind.float().mean() < 0.7  # about half of the batch saw no w
+        model.eval()
+        assert not (model.features(x, w)[:, 8:] == hidden).all(1).any()  # at test time every face has its w
+
+
 @pytest.mark.parametrize("override, message", [
     ({"image_branch": "both"}, "image_branch"),
     ({"tta": "rotate"}, "tta"),
+    ({"latent_dropout": 1.0}, "latent_dropout"),
     ({"gan_image_size": 50}, "gan_image_size"),
     ({"feature_weight": 0, "pixel_weight": 0}, "both 0"),
     ({"gan_checkpoint": "/nonexistent"}, "gan_checkpoint"),
