@@ -36,17 +36,17 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 RegistryOption = Annotated[Optional[Path], typer.Option(
     "--registry", envvar=REGISTRY_ENV, help="Registry file (default: the registry.yaml of the ferbench checkout).")]
-TRACK_ENV = "FERBENCH_TRACK"
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder results are written into.")]
 TtaOption = Annotated[Optional[str], typer.Option(
     help="Test-time augmentation: none, flip or flip-shift (default: as each model was trained).")]
 PrecisionOption = Annotated[Optional[str], typer.Option(
     "--precision", help="auto (bf16 autocast on CUDA, fp32 on a CPU), fp32, or bf16 (also on a CPU with AVX512-BF16/AMX: the CPU recipe).")]
-# Read from the command line by ferbench.threads before torch loads (see there); declared here for --help.
 AllowDirtyOption = Annotated[bool, typer.Option(
     "--allow-dirty", envvar=ALLOW_DIRTY_ENV,
     help="Write records even though the ferbench checkout has uncommitted changes (they are marked git.dirty).")]
+TRACK_ENV = "FERBENCH_TRACK"  # comma-separated tracker names, for --track
+# Read from the command line by ferbench.threads before torch loads (see there); declared here for --help.
 ThreadsOption = Annotated[Optional[int], typer.Option(
     "--threads", envvar=threads.THREADS_ENV, min=1,
     help="CPU threads for torch (default: every core this process may use, less those other processes keep busy at start; OpenMP threads wait passively).")]
@@ -136,7 +136,7 @@ def run(
         recorded = read_run_manifest(resume).get("registry")  # the run's registry, unless one is given
         registry = Path(recorded) if recorded and Path(recorded).is_file() else None
     zoo = load_zoo(registry)
-    trackers = [name.strip() for value in (track or os.environ.get(TRACK_ENV, "").split(","))
+    trackers = [name.strip() for value in track or [os.environ.get(TRACK_ENV, "")]
                 for name in value.split(",") if name.strip()]
     overrides = {k: parse_value(v) for k, v in parse_pairs(set_ or [], "--set").items()}
     data_options = {k: parse_value(v) for k, v in parse_pairs(data_option or [], "--data-option").items()}
