@@ -116,5 +116,12 @@ def ferbench_register_methods():
 
 
 @hookimpl
+def ferbench_register_commands(app) -> None:
+    from ferbench_latent_vgg19.command import register
+
+    register(app)
+
+
+@hookimpl
 def ferbench_leaderboard_sections(records, paper):
     return leaderboard_section(records)

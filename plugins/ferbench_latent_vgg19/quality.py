@@ -1,4 +1,5 @@
-"""Reconstruction quality: PSNR and SSIM (scikit-image) between each query and G(w), and a picture of it."""
+"""Reconstruction quality: PSNR and SSIM (scikit-image) between each query and G(w), and a picture of it; the
+stage-by-stage table of a run (leaderboard section and ``ferbench latent-stages``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from tabulate import tabulate
 
 from ferbench.plots import pyplot, save_figure
 
@@ -54,34 +56,66 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
     return save_figure(fig, path, dpi=100)
 
 
-def leaderboard_section(records: list[dict]) -> list[str]:
-    """A LEADERBOARD.md table of latent-vgg19's reconstruction quality and what each generator learnt from."""
-    rows = []
+STAGE_COLUMNS = ["Method", "Dataset", "Protocol", "Split", "Folds", "Image branch / inversion / latent dropout",
+                 "Generator trained on", "PSNR enc / opt", "w enc %", "w opt %", "Lens real %", "Lens G(w) %",
+                 "Fréchet G / real", "Accuracy %", "Run"]
+
+
+def stage_rows(records: list[dict]) -> list[list[str]]:
+    """One row per run and test split of this plugin's methods: the mean ± SD over folds of every stage of
+    ``extra.stages`` (what w alone, the lens on real faces and on G(w) read; the generator's Fréchet
+    distance beside the real-vs-real floor), the reconstruction PSNR, and the method's accuracy."""
+    groups: dict[tuple, list[dict]] = {}
     for r in records:
-        extra = r.get("extra") or {}
-        quality, generator = extra.get("reconstruction"), extra.get("generator") or {}
-        if r.get("method") != "latent-vgg19" or not isinstance(quality, dict):
+        if r.get("method_plugin") != "latent_vgg19" or r.get("status", "ok") != "ok":
             continue
-        trained_on = generator.get("trained_on") or {}
-        gan = (generator.get("config") or {})
-        rows.append("| " + " | ".join([
-            r.get("dataset", "?"), r.get("protocol", "?"), r.get("fold", "?"), r.get("test_split", "?"),
-            f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images)",
-            str(gan.get("gan_steps", "?")), str((extra.get("inversion") or {}).get("steps", "?")),
-            f"{quality.get('psnr_encoder', float('nan')):.2f} / {quality.get('psnr_optimised', float('nan')):.2f}",
-            f"{quality.get('ssim_encoder', float('nan')):.3f} / {quality.get('ssim_optimised', float('nan')):.3f}",
-            f"{100 * r['metrics']['accuracy']:.2f}",
-        ]) + " |")
+        groups.setdefault((r["run_id"], r["test_split"]), []).append(r)
+
+    def mean_sd(values, scale=1.0, digits=2):
+        values = [scale * v for v in values if isinstance(v, (int, float))]
+        if not values:
+            return "-"
+        if len(values) == 1:
+            return f"{values[0]:.{digits}f}"
+        return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+    rows = []
+    for (run_id, split), group in sorted(groups.items()):
+        first, extras = group[0], [r.get("extra") or {} for r in group]
+        stages = [e.get("stages") or {} for e in extras]
+        quality = [e.get("reconstruction") or {} for e in extras]
+        config, trained_on = first.get("config") or {}, ((extras[0].get("generator") or {}).get("trained_on") or {})
+        frechet = [s.get("generator_frechet") or {} for s in stages]
+        inversion = "pixel only" if not config.get("feature_weight") else f"{config.get('invert_steps', '?')} steps"
+        rows.append([first["method"], first["dataset"], first["protocol"], split, str(len(group)),
+                     f"{config.get('image_branch', '?')} / {inversion} / {config.get('latent_dropout', 0):g}",
+                     f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images)",
+                     f"{mean_sd([q.get('psnr_encoder') for q in quality], digits=1)} / "
+                     f"{mean_sd([q.get('psnr_optimised') for q in quality], digits=1)}",
+                     mean_sd([s.get("latent_encoder") for s in stages], 100),
+                     mean_sd([s.get("latent_optimised") for s in stages], 100),
+                     mean_sd([s.get("lens_real") for s in stages], 100),
+                     mean_sd([s.get("lens_reconstruction") for s in stages], 100),
+                     f"{mean_sd([f.get('generator') for f in frechet], digits=1)} / "
+                     f"{mean_sd([f.get('real_train') for f in frechet], digits=1)}",
+                     mean_sd([r["metrics"]["accuracy"] for r in group], 100), run_id])
+    return rows
+
+
+def leaderboard_section(records: list[dict]) -> list[str]:
+    """A LEADERBOARD.md table of latent-vgg19's stages per run: where accuracy is lost."""
+    rows = stage_rows(records)
     if not rows:
         return []
     return ["\n".join([
-        "## latent-vgg19: reconstruction quality",
+        "## latent-vgg19: stage by stage",
         "",
-        "PSNR (dB) and SSIM between each test face and G(w), for the encoder's estimate / after latent "
-        "optimisation, with what the generator was trained on (never the test faces).",
+        "Per run and test split, mean ± SD over its folds (`ferbench latent-stages RUN` prints the same): PSNR (dB)",
+        "of G(w) for the encoder's estimate / after optimisation; the accuracy a logistic regression reads from",
+        "w alone (encoder / optimised), the lens (a face classifier trained on the real training faces) on the",
+        "real test faces and on G(w); the Fréchet distance of generator samples to the test faces in the lens's",
+        "feature space beside that of real training faces (the floor); and the method's accuracy. The generator",
+        "never saw a test face.",
         "",
-        "| Dataset | Protocol | Fold | Split | Generator trained on | GAN steps | Inversion steps | PSNR enc / opt "
-        "| SSIM enc / opt | Accuracy % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        *sorted(rows),
+        tabulate(rows, headers=STAGE_COLUMNS, tablefmt="github", disable_numparse=True),
     ])]

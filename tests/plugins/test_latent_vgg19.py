@@ -286,20 +286,38 @@ def test_a_generator_trained_on_the_test_faces_is_refused(zoo, tmp_path, monkeyp
                         config={**TINY_RUN, "gan_data": "squares-all"})
 
 
-def test_leaderboard_section_lists_reconstruction_quality_and_the_generators_data():
+def stage_record(fold, accuracy, w_optimised, method="latent-fer-resnet"):
+    return {"run_id": "r1", "method": method, "method_plugin": "latent_vgg19", "dataset": "ckplus48",
+            "protocol": "kfold", "fold": fold, "test_split": "test", "metrics": {"accuracy": accuracy},
+            "config": {"image_branch": "query", "feature_weight": 1.0, "invert_steps": 4, "latent_dropout": 0.5},
+            "extra": {"reconstruction": {"psnr_encoder": 12.0, "psnr_optimised": 14.0},
+                      "generator": {"trained_on": {"dataset": "fer2013[train]", "images": 28709}},
+                      "stages": {"latent_encoder": 0.5, "latent_optimised": w_optimised, "lens_real": 0.8,
+                                 "lens_reconstruction": 0.7,
+                                 "generator_frechet": {"samples": 9, "generator": 20.0, "real_train": 4.0}}}}
+
+
+def test_the_stage_table_averages_each_stage_over_a_runs_folds(tmp_path):
     from ferbench_latent_vgg19.quality import leaderboard_section
 
-    record = {"method": "latent-vgg19", "dataset": "ckplus48", "protocol": "kfold", "fold": "fold-01",
-              "test_split": "test", "metrics": {"accuracy": 0.5},
-              "extra": {"reconstruction": {"psnr_encoder": 12.0, "psnr_optimised": 14.5, "ssim_encoder": 0.2,
-                                           "ssim_optimised": 0.3},
-                        "generator": {"trained_on": {"dataset": "fer2013[train]", "images": 4000},
-                                      "config": {"gan_steps": 1000}},
-                        "inversion": {"steps": 10}}}
-    (section,) = leaderboard_section([record, {"method": "timm:resnet18", "extra": {}}])
-    assert "| ckplus48 | kfold | fold-01 | test | fer2013[train] (4000 images) | 1000 | 10 | 12.00 / 14.50 " \
-           "| 0.200 / 0.300 | 50.00 |" in section
-    assert leaderboard_section([{"method": "timm:resnet18", "extra": {}}]) == []
+    records = [stage_record("fold-01", 0.8, 0.7), stage_record("fold-02", 0.9, 0.9),
+               {"method": "timm:resnet18", "method_plugin": "timm", "extra": {}}]
+    (section,) = leaderboard_section(records)
+    section = " ".join(section.split())  # tabulate pads the columns
+    assert ("| latent-fer-resnet | ckplus48 | kfold | test | 2 | query / 4 steps / 0.5 | fer2013[train] (28709 "
+            "images) | 12.0 ± 0.0 / 14.0 ± 0.0 | 50.00 ± 0.00 | 80.00 ± 14.14 | 80.00 ± 0.00 | 70.00 ± 0.00 "
+            "| 20.0 ± 0.0 / 4.0 ± 0.0 | 85.00 ± 7.07 | r1 |") in section
+    assert leaderboard_section(records[2:]) == []
+
+    # The same table from the command line, read from a run folder.
+    run_dir = tmp_path / "r1"
+    for record in records[:2]:
+        (run_dir / record["fold"]).mkdir(parents=True)
+        (run_dir / record["fold"] / "result-test.json").write_text(json.dumps(record))
+    from ferbench_latent_vgg19.command import stage_table
+
+    table = stage_table([run_dir])
+    assert table.row_count == 1 and table.columns[-2].header == "Accuracy %"
 
 
 def test_classifier_learns_from_a_latent_whose_signal_is_small_beside_its_mean():
