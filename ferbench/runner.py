@@ -336,8 +336,12 @@ def resume_command(run_dir: Path) -> str:
 
 
 def _stopped_message(what: str, run_dir: Path, checkpoint: TrainingCheckpoint) -> str:
+    stages = sorted(checkpoint.path.parent.glob(f"{checkpoint.path.stem}.*{checkpoint.path.suffix}")) \
+        if checkpoint.path is not None else []
     if checkpoint.path is not None and checkpoint.path.is_file():
         where = f"last checkpoint: {checkpoint.path} (after epoch {checkpoint.epoch})"
+    elif stages:  # a method that trains several networks in turn checkpoints each stage on its own
+        where = f"stage checkpoints of {checkpoint.path.parent.name}: {', '.join(p.name for p in stages)}"
     elif checkpoint.path is not None:
         where = f"no epoch of {checkpoint.path.parent.name} had finished, so that fold will start over"
     else:

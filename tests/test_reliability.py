@@ -526,3 +526,17 @@ def test_bad_input_is_refused_before_training_naming_the_culprit(faults_zoo, tmp
         run(faults_zoo, RunRequest(**request))
     assert message in str(caught.value)
     assert not (tmp_path / "results").exists()
+
+
+def test_the_stop_message_names_the_stage_checkpoints_a_staged_method_left(tmp_path):
+    from ferbench.checkpoint import TrainingCheckpoint
+    from ferbench.runner import _stopped_message
+
+    fold = tmp_path / "run" / "fold-02"
+    fold.mkdir(parents=True)
+    (fold / "checkpoint.gan.pt").write_bytes(b"x")
+    message = _stopped_message("stopped", tmp_path / "run", TrainingCheckpoint(fold / "checkpoint.pt"))
+    assert "stage checkpoints of fold-02: checkpoint.gan.pt" in message and "start over" not in message
+    (fold / "checkpoint.gan.pt").unlink()
+    assert "no epoch of fold-02 had finished" in _stopped_message("stopped", tmp_path / "run",
+                                                                  TrainingCheckpoint(fold / "checkpoint.pt"))
