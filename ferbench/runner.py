@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -271,10 +272,19 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         raise RunInterrupted(_stopped_message(f"stopped by {how}", run_dir, checkpoint),
                              128 + signum) from None
     except Exception as error:
+        if isinstance(error, ConfigError) and not request.resume and distributed.is_main() and _holds_nothing(run_dir):
+            # Bad input that only the method could see, before anything was trained: no folder to leave.
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         console.print(f"[red]{escape(_stopped_message(f'stopped by {type(error).__name__}', run_dir, checkpoint))}[/]")
         raise
     notify("ferbench_run_end", run=info, results=records)
     return records
+
+
+def _holds_nothing(run_dir: Path) -> bool:
+    """True when ``run_dir`` has only its run.json and empty fold folders."""
+    return all(path.name == RUN_MANIFEST or path.is_dir() for path in run_dir.rglob("*"))
 
 
 def _plain(value: Any) -> Any:

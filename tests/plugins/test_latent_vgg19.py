@@ -282,8 +282,10 @@ def test_bad_hyperparameters_fail_before_training(zoo, tmp_path, monkeypatch, ov
 def test_a_generator_trained_on_the_test_faces_is_refused(zoo, tmp_path, monkeypatch):
     monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ConfigError, match="test faces"):
-        tiny_latent_run(zoo, tmp_path, dataset="squares-all", folds=3, only_folds=[1],
+        tiny_latent_run(zoo, tmp_path / "out", dataset="squares-all", folds=3, only_folds=[1],
                         config={**TINY_RUN, "gan_data": "squares-all"})
+    # Found inside the method's fit, before anything trained: no empty run folder is left behind.
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def stage_record(fold, accuracy, w_optimised, method="latent-fer-resnet"):
