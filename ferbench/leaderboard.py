@@ -38,7 +38,7 @@ def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "fold": r["fold"], "seed": r["seed"], "epochs": (r.get("config") or {}).get("epochs"),
             "accuracy": 100 * r["metrics"]["accuracy"], "macro_f1": 100 * r["metrics"]["macro_f1"],
             "train_seconds": training_seconds(r), "curve": r.get("time_to_accuracy") or None,
-            "dirty": bool((r.get("git") or {}).get("dirty")),
+            "dirty": isinstance(r.get("git"), dict) and bool(r["git"].get("dirty")),
         })
     return pd.DataFrame(rows, columns=[*GROUP, "fold", "seed", "epochs", "accuracy", "macro_f1", "train_seconds",
                                        "curve", "dirty"])

@@ -120,8 +120,8 @@ def reproduce(record_path: str | Path, out_dir: Path | None = None, tolerance: f
     out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="ferbench-reproduce-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     now = git_info()
-    commits = {"original": (first.get("git") or {}).get("commit"), "now": now["commit"],
-               "original_dirty": (first.get("git") or {}).get("dirty")}
+    git = first.get("git") if isinstance(first.get("git"), dict) else {}
+    commits = {"original": git.get("commit"), "now": now["commit"], "original_dirty": git.get("dirty")}
     if commits["original"] != commits["now"]:
         echo(f"warning: the record was made at commit {str(commits['original'])[:12]}, this checkout is at "
              f"{str(commits['now'])[:12]}: differences may come from the code between them")

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ferbench.threads import available_cores
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = ROOT / "examples" / "ferbench-example-plugin"
 # ../shared/data beside the checkout, or wherever FERBENCH_DATA points (a worktree's parent has no shared/).
@@ -16,6 +18,10 @@ SHARED_DATA = Path(os.environ.get("FERBENCH_DATA") or ROOT.parent / "shared" / "
 # The suite runs `ferbench run` while a developer's checkout has uncommitted changes; the refusal itself is
 # tested in tests/test_reproduce.py with this unset.
 os.environ.setdefault("FERBENCH_ALLOW_DIRTY", "1")
+# The default thread count depends on the load when a command starts (ferbench/threads.py), and another
+# thread count trains other numbers: pin it, so a run and its resumed or reproduced copy in a subprocess use
+# the same. tests/test_engine.py tests the load-aware default with this unset.
+os.environ.setdefault("FERBENCH_THREADS", str(available_cores()))
 sys.path.insert(0, str(EXAMPLE_PLUGIN))  # the example plugin's module, for in-process tests
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/plugin_fixtures
 
