@@ -373,18 +373,17 @@ def leaderboard(
     zoo = load_zoo(registry)
     board = build(results, zoo.paper_numbers(), plugins=zoo.plugins, registry=zoo.registry)
     path = write_markdown(board, output)
-    table, skipped = board.table, board.skipped
     if html is not None:
         from ferbench.site import write_site
 
         console.print(f"site: [bold]{write_site(board, html)}[/]")
     rich_table = Table(title=f"ferbench leaderboard ({path})", title_justify="left")
-    for column in table.columns:
+    for column in board.table.columns:
         rich_table.add_column(column, justify="right" if "%" in column or column == "Runs" else "left")
-    for row in table.itertuples(index=False):
+    for row in board.table.itertuples(index=False):
         rich_table.add_row(*map(str, row))
     console.print(rich_table)
-    for file, reason in skipped:
+    for file, reason in board.skipped:
         errors.print(f"[yellow]skipped[/] {file}: {reason}")
 
 

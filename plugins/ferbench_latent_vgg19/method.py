@@ -22,12 +22,12 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from ferbench.data import Dataset, InputSpec
+from ferbench.data import Dataset, InputSpec, fingerprint
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.files import atomic_path, write_json
 from ferbench.interfaces import Method, RunContext
 from ferbench.results import slug
-from ferbench.training import SUPERVISED_DEFAULTS, TTA_MODES, predict_proba, train_classifier
+from ferbench.training import SUPERVISED_DEFAULTS, predict_proba, train_classifier
 
 from ferbench_latent_vgg19.classifier import LatentVGG19, predict_latent_proba, train_latent_classifier
 from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
@@ -114,8 +114,6 @@ def check_latent_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"{key} must lie in [0, 1), got {config[key]!r}")
     if config["lens_size"] is not None and (not isinstance(config["lens_size"], int) or config["lens_size"] < 8):
         raise ConfigError(f"lens_size must be an integer of at least 8 or null, got {config['lens_size']!r}")
-    if config["tta"] not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {config['tta']!r}")
     if config["image_branch"] not in ("reconstruction", "query"):
         raise ConfigError(f"image_branch must be 'reconstruction' or 'query', got {config['image_branch']!r}")
     if config["gan_images"] is not None and (not isinstance(config["gan_images"], int) or config["gan_images"] < 2):
@@ -128,12 +126,6 @@ def check_latent_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"{key}: file {config[key]} does not exist")
     if config["gan_checkpoint"] and not (Path(str(config["gan_checkpoint"])).expanduser() / "gan.json").is_file():
         raise ConfigError(f"gan_checkpoint: {config['gan_checkpoint']} is not a GAN folder (no gan.json in it)")
-
-
-def fingerprint(images: np.ndarray) -> str:
-    digest = hashlib.sha256(str(images.shape).encode())
-    digest.update(np.ascontiguousarray(images).data)
-    return digest.hexdigest()[:16]
 
 
 def cache_root() -> Path:
@@ -164,7 +156,7 @@ def gan_images_for(train: Dataset, config: dict[str, Any], seed: int) -> tuple[n
         keep = np.sort(np.random.default_rng(seed).choice(total, config["gan_images"], replace=False))
         images = images[keep]
     return images, {"gan_data": source, "dataset": name, "split": split, "images": len(images),
-                    "of_images": total, "fingerprint": fingerprint(images)}
+                    "of_images": total, "fingerprint": fingerprint(images)[:16]}
 
 
 def write_gan_folder(directory: Path, generator: StyleGenerator, encoder: StyleEncoder,

@@ -27,7 +27,7 @@ from ferbench.interfaces import TrackerSpec
 
 NAME = "mlflow"
 DEFAULT_STORE = "mlruns"
-_runs: dict[str, str] = {}  # ferbench run id -> MLflow run id
+_runs: dict[str, tuple[Any, str]] = {}  # ferbench run id -> (its MlflowClient, the MLflow run id)
 
 
 def check() -> None:
@@ -71,7 +71,7 @@ def ferbench_run_start(run):
     tags = {"ferbench.run_id": run["run_id"], "ferbench.method": run["method"], "ferbench.dataset": run["dataset"],
             "ferbench.protocol": run["protocol"], "mlflow.runName": run["run_id"]}
     created = tracker.create_run(experiment_id, tags=tags, run_name=run["run_id"])
-    _runs[run["run_id"]] = created.info.run_id
+    _runs[run["run_id"]] = tracker, created.info.run_id
     params = {**{f"config.{k}": v for k, v in run["config"].items()},
               **{f"component.{role}": name for role, name in run["components"].items()},
               "method": run["method"], "dataset": run["dataset"], "protocol": run["protocol"], "seed": run["seed"],
@@ -85,14 +85,14 @@ def ferbench_epoch_end(run, fold, epoch, metrics):
         return
     values = {f"{fold}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     values.update({f"{fold}/{split}/test_accuracy": v for split, v in (metrics.get("test_accuracy") or {}).items()})
-    _log(run["run_id"], values, step=epoch)
+    _log(*_runs[run["run_id"]], values, step=epoch)
 
 
 @hookimpl
 def ferbench_run_end(run, results):
     if not _on(run) or run["run_id"] not in _runs:
         return
-    mlflow_run = _runs.pop(run["run_id"])
+    tracker, mlflow_run = _runs.pop(run["run_id"])
     finals: dict[str, float] = {}
     per_split: dict[str, list[dict[str, float]]] = {}
     for record in results:
@@ -105,17 +105,16 @@ def ferbench_run_end(run, results):
     for split, group in per_split.items():
         for key in ("accuracy", "macro_f1"):
             finals[f"{split}/{key}"] = sum(m[key] for m in group) / len(group)
-    _log(run["run_id"], finals, step=0, mlflow_run=mlflow_run)
-    tracker = client()
+    _log(tracker, mlflow_run, finals, step=0)
     tracker.log_artifacts(mlflow_run, run["out_dir"], artifact_path="results")
     failed = any(record.get("status") != "ok" for record in results) or not results
     tracker.set_terminated(mlflow_run, status="FAILED" if failed else "FINISHED")
 
 
-def _log(run_id: str, values: dict[str, float], step: int, mlflow_run: str | None = None) -> None:
+def _log(tracker, mlflow_run: str, values: dict[str, float], step: int) -> None:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     metrics = [Metric(key, float(value), now, step) for key, value in values.items()]
     if metrics:
-        client().log_batch(mlflow_run or _runs[run_id], metrics=metrics)
+        tracker.log_batch(mlflow_run, metrics=metrics)

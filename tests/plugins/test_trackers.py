@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from ferbench.cli import app
 from ferbench.errors import ConfigError
+from ferbench.interfaces import TrackerSpec
 from ferbench.runner import RunRequest, run
 
 runner = CliRunner()
@@ -73,8 +74,7 @@ def test_an_unknown_or_unavailable_tracker_fails_before_training(zoo, tmp_path, 
     def missing():
         raise ConfigError("--track mlflow needs MLflow")
 
-    monkeypatch.setitem(zoo.catalog.trackers, "mlflow",
-                        type(zoo.catalog.trackers["mlflow"])("mlflow", missing, ""))
+    monkeypatch.setitem(zoo.catalog.trackers, "mlflow", TrackerSpec("mlflow", missing))
     with pytest.raises(ConfigError, match="needs MLflow"):
         tiny_tracked_run(zoo, tmp_path, "mlflow")
     assert ferbench_mlflow._runs == {}
