@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -116,22 +116,43 @@ def merge_config(defaults: dict[str, Any], overrides: dict[str, Any], method: st
 
 
 class Tracker:
-    """Rich progress bars for long work; quiet when the console is not a terminal (CI, logs)."""
+    """Rich progress bars for long work on a terminal. Elsewhere (CI, nohup, SLURM logs) a bar cannot draw,
+    so a stage still running after ``log_every`` seconds prints a line then and every ``log_every`` seconds
+    after (steps done, elapsed, an estimate of what is left): a GAN stage of many minutes is not silent."""
 
-    def __init__(self, console: Console):
-        self.console = console
+    def __init__(self, console: Console, log_every: float = 120.0, clock: Callable[[], float] = time.monotonic):
+        self.console, self.log_every, self.clock = console, log_every, clock
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
                                  disable=not console.is_terminal)
 
     def __call__(self, iterable: Iterable, description: str, total: int | None = None) -> Iterator:
-        task = self.progress.add_task(description, total=total if total is not None else _length(iterable))
+        total = total if total is not None else _length(iterable)
+        task = self.progress.add_task(description, total=total)
+        started = self.clock()
+        next_line = started + self.log_every
         try:
-            for item in iterable:
+            for done, item in enumerate(iterable, 1):
                 yield item
                 self.progress.advance(task)
+                now = self.clock()
+                if not self.console.is_terminal and now >= next_line:
+                    self.console.print(progress_line(description, done, total, now - started), highlight=False)
+                    next_line = now + self.log_every
         finally:
             self.progress.remove_task(task)
+
+
+def progress_line(description: str, done: int, total: int | None, elapsed: float) -> str:
+    """``GAN 412/1000 (41%), 2:00 elapsed, about 2:51 left``: a log's view of a progress bar."""
+    def clock(seconds: float) -> str:
+        minutes, seconds = divmod(round(seconds), 60)
+        return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+
+    if not total:
+        return f"{description} {done} done, {clock(elapsed)} elapsed"
+    return (f"{description} {done}/{total} ({done / total:.0%}), {clock(elapsed)} elapsed, "
+            f"about {clock(elapsed * (total - done) / done)} left")
 
 
 def epoch_line(fold: str, epoch: int, metrics: dict[str, Any]) -> str:

@@ -146,3 +146,25 @@ def test_validation_fits_a_temperature_and_records_calibration_and_a_reliability
     assert (folder / record["artifacts"]["reliability_png"]).read_bytes()[:4] == b"\x89PNG"
     model_json = json.loads((folder / "model" / "model.json").read_text())
     assert model_json["trained_by"]["calibration"]["temperature"] == scaled["temperature"]
+
+
+def test_progress_reaches_a_log_when_no_bar_can_draw():
+    """Off a terminal a long stage prints a line every ``log_every`` seconds (steps, elapsed, what is left),
+    and a short one prints nothing beyond its own output."""
+    import io
+
+    from rich.console import Console
+
+    from ferbench.runner import Tracker
+
+    ticks = iter(range(0, 1000, 50))  # each read of the clock: 50 s later
+    log = io.StringIO()
+    tracker = Tracker(Console(file=log, force_terminal=False, width=200), log_every=120, clock=lambda: next(ticks))
+    assert list(tracker(range(10), "GAN")) == list(range(10))
+    lines = log.getvalue().splitlines()
+    assert lines == ["GAN 3/10 (30%), 2:30 elapsed, about 5:50 left", "GAN 6/10 (60%), 5:00 elapsed, about 3:20 left",
+                     "GAN 9/10 (90%), 7:30 elapsed, about 0:50 left"]
+
+    quiet = io.StringIO()
+    list(Tracker(Console(file=quiet, force_terminal=False), log_every=120)(range(10), "epoch 1/3"))
+    assert quiet.getvalue() == ""
