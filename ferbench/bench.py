@@ -11,6 +11,7 @@ measured here.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import statistics
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ferbench import precision
+from ferbench import precision, threads
 from ferbench.errors import ConfigError
 from ferbench.files import write_json
 from ferbench.interfaces import Generator
@@ -91,6 +92,7 @@ class BenchRow:
     faces_found: int | None = None  # phases "pipeline" and "video": faces the detector found
     detector: str | None = None  # phases "pipeline" and "video": the face detector predict ran
     accuracy: float | None = None  # phase "pipeline": photos whose largest face got the dataset's label
+    workers: int | None = None  # phase "pipeline": processes that read the photos and found their faces
     fraction_of_bare: float | None = None  # phase "harness": its img/s over the bare training step's, same mode
 
 
@@ -363,7 +365,7 @@ def pipeline_photo(face: np.ndarray, side: int) -> np.ndarray:
 
 def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes: list[int], config: BenchConfig,
                    detector: str = "auto", batch_size: int = 64, video_frames: int = 60,
-                   data_options: dict[str, Any] | None = None) -> list[BenchRow]:
+                   data_options: dict[str, Any] | None = None, workers: list[int] | None = None) -> list[BenchRow]:
     """``ferbench predict`` as a user runs it, per backend (torch, and onnxruntime where installed):
 
     - phase ``classifier``: face crops/s of the classifier alone (the dataset's faces at the model's size,
@@ -371,7 +373,8 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
     - phase ``pipeline``: photos/s of one whole ``predict`` call (load the model, read, detect, crop,
       classify) on ``count`` photos of each size in ``sizes`` (:func:`pipeline_photo`, written as PNG to a
       temporary folder), the faces found, and ``accuracy``: the share of photos whose largest face is
-      classified as the dataset's label (a photo with no face found counts as wrong);
+      classified as the dataset's label (a photo with no face found counts as wrong); once per count of
+      photo ``workers`` (default: 1 and one per core, side by side);
     - phase ``video``: frames/s of ``predict`` on a 640 x 480 clip of ``video_frames`` frames with one
       face (200 px) drifting across it, every frame sampled, tracked and smoothed.
     Each row names the detector used."""
@@ -384,6 +387,7 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
     from ferbench.predict import load_classifier, predict
 
     _, record = read_model_record(model_path)
+    workers = sorted(set(workers or [1, threads.available_cores()]))
     faces, labels = pipeline_faces(zoo, dataset, count, data_options)
     detector_name = resolve_detector(detector)[0]
     in_chans, size = int(record["input"]["in_chans"]), int(record["input"]["image_size"])
@@ -421,12 +425,13 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
             for index, face in enumerate(faces):
                 photo = pipeline_photo(face, side)
                 cv2.imwrite(str(photos / f"{index:05d}.png"), photo[..., ::-1] if photo.ndim == 3 else photo)
-            for backend, path in models.items():
+            for (backend, path), processes in itertools.product(models.items(), workers):
                 results: list[Any] = []
                 row = timed(BenchRow(str(model_path), f"predict-{backend}", "pipeline", batch_size, side, in_chans,
-                                     params, None, detector=detector_name),
+                                     params, None, detector=detector_name, workers=processes),
                             lambda: results.append(predict(path, [photos], zoo.catalog.build, config.device,
-                                                           batch_size, detect=detector, backend=backend)),
+                                                           batch_size, detect=detector, backend=backend,
+                                                           workers=processes)),
                             len(faces))
                 if results:
                     row.faces_found = len(results[-1].faces)

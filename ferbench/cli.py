@@ -307,6 +307,7 @@ def predict(
     camera: Annotated[Optional[int], typer.Option(help="Also read this camera (OpenCV index, e.g. 0) until --frames or Ctrl-C.")] = None,
     frames: Annotated[Optional[int], typer.Option(min=1, help="Videos and cameras: stop after this many sampled frames each.")] = None,
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 64,
+    workers: Annotated[Optional[int], typer.Option(help="Processes that read photos and find their faces (default: one per core once there are 64 photos per process; 1: in this process).")] = None,
     device: DeviceOption = "auto",
     registry: RegistryOption = None,
     threads_: ThreadsOption = None,
@@ -323,7 +324,7 @@ def predict(
         raise ConfigError("give image or video files or folders, or --camera N")
     result = predict_faces(model, list(inputs or []), load_zoo(registry).catalog.build, resolve_device(device),
                            batch_size, detect=detector, margin=margin, mask=mask, annotate=annotate,
-                           backend=backend, fps=fps, smooth=smooth, camera=camera, frames=frames)
+                           backend=backend, fps=fps, smooth=smooth, camera=camera, frames=frames, workers=workers)
     text = write_predictions(result, output, format_)
     if output is None:
         sys.stdout.write(text)
@@ -405,6 +406,7 @@ def bench(
     pipeline_images: Annotated[int, typer.Option(help="Photos (and crops) for --pipeline.")] = 128,
     pipeline_dataset: Annotated[str, typer.Option(help="Dataset whose test images, upscaled, are the photos for --pipeline.")] = "synthetic",
     detector: Annotated[str, typer.Option("--detector", help="Face detector for --pipeline (ferbench list detectors).")] = "auto",
+    pipeline_workers: Annotated[Optional[list[int]], typer.Option(min=1, help="Photo worker processes for --pipeline's photos/s (predict --workers); repeatable (default 1 and one per core, side by side).")] = None,
     device: DeviceOption = "auto",
     out: Annotated[Path, typer.Option("--out", help="Folder for the JSON record.")] = Path("results/bench"),
     registry: RegistryOption = None,
@@ -436,7 +438,7 @@ def bench(
             raise ConfigError("--pipeline times `ferbench predict`, which needs a trained model: give saved "
                               "model folders (results/<run>/<fold>/model) as --model")
         config.extra["pipeline"] = {"sizes": pipeline_size, "images": pipeline_images, "dataset": pipeline_dataset,
-                                    "detector": detector}
+                                    "detector": detector, "workers": pipeline_workers}
     zoo = load_zoo(registry)
     builders = {name: benchmarks.bench_target(zoo, name, config) for name in model}
     peak, source = ({d: peak_tflops for d in benchmarks.mode_dtypes(config.modes)}, "given") if peak_tflops else \
@@ -449,7 +451,7 @@ def bench(
             if pipeline:
                 with console.status(f"timing ferbench predict on {pipeline_images} photos and a video"):
                     rows += benchmarks.bench_pipeline(zoo, name, pipeline_dataset, pipeline_images, pipeline_size,
-                                                      config, detector)
+                                                      config, detector, workers=pipeline_workers)
     path = benchmarks.write_bench(out, config, rows, peak, source, sys.argv)
     peaks = ", ".join(f"{dtype} {value:.2f}" for dtype, value in peak.items())
     table = _table(f"Throughput on {torch_device} (peak TFLOP/s {peaks}, {source})", "model", "mode", "phase",
@@ -461,7 +463,8 @@ def bench(
                       _num(r.achieved_tflops, ".3f"), _num(r.fraction_of_peak and 100 * r.fraction_of_peak, ".1f"),
                       _num(r.peak_memory_mb, ",.0f"),
                       r.error or (f"{r.faces_found} faces found ({r.detector})" if r.faces_found is not None else "")
-                      + (f", {r.accuracy:.1%} right" if r.accuracy is not None else ""))
+                      + (f", {r.accuracy:.1%} right" if r.accuracy is not None else "")
+                      + (f", {r.workers} photo worker(s)" if r.workers is not None else ""))
     console.print(table)
     console.print(f"record: [bold]{path}[/]")
 

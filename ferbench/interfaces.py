@@ -229,6 +229,9 @@ class DetectorSpec:
     the ``auto`` choice then falls back to the next detector by ``priority`` (highest first). ``margin``
     is the crop margin (a fraction of the box's side on every side) that makes this detector's crops frame
     a face as FER2013's and CK+48's training crops do, measured with ``ferbench detectors --calibrate``.
+    A built detector must keep working in a forked process (``ferbench predict`` forks its photo workers,
+    with torch's OpenMP set to one thread first): a detector with a thread pool of its own should not
+    start it before it is called.
     """
 
     name: str

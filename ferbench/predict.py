@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
+import multiprocessing
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
 import torch
 
+from ferbench import threads
 from ferbench.checkpoint import load_model, read_model_record
 from ferbench.errors import ConfigError
 from ferbench.export import ONNX_FILE, OnnxClassifier
@@ -47,6 +52,9 @@ from ferbench.video import (
 FORMATS = ("csv", "json")
 BACKENDS = ("torch", "onnxruntime")
 FRAMES_PER_BATCH = 32  # video frames whose faces are classified in one call
+CLASSIFY_CHUNK = 256  # photo faces classified in one call, while the workers search the next photos
+PHOTOS_PER_WORKER = 64  # fewer photos than this per process do not repay starting it
+PhotoFaces = tuple[str, list[Box], list[np.ndarray]]
 ANNOTATION_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -62,10 +70,11 @@ class Predictions:
     no_face: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     videos: list[dict[str, Any]] = field(default_factory=list)  # per video: frames read, sampled, frames/s
+    workers: int = 1  # processes that read the photos and found their faces
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "backend": self.backend, "classes": list(self.classes),
-                           "face_pipeline": self.face_pipeline, "faces": self.faces, "no_face": self.no_face,
+                           "face_pipeline": self.face_pipeline, "workers": self.workers, "faces": self.faces, "no_face": self.no_face,
                            "unreadable": self.unreadable, "videos": self.videos}, indent=2) + "\n"
 
     def to_csv(self) -> str:
@@ -175,9 +184,10 @@ def load_classifier(model_path: Path, build: Callable[..., Any], device: torch.d
 def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], device: torch.device,
             batch_size: int = 64, detect: str | None = None, margin: float | None = None, mask: bool | None = None,
             annotate: Path | None = None, backend: str = "torch", fps: float | None = None, smooth: float = 0.5,
-            camera: int | None = None, frames: int | None = None) -> Predictions:
+            camera: int | None = None, frames: int | None = None, workers: int | None = None) -> Predictions:
     """Detect every face in the photos and videos ``paths`` (and on ``camera``) and classify it with the
-    saved model at ``model_path``."""
+    saved model at ``model_path``. Photos are read and searched in ``workers`` processes
+    (:func:`photo_workers`)."""
     classifier = load_classifier(model_path, build, device, backend, batch_size)
     pipeline = model_pipeline(classifier.record, detect, margin, mask)
     result = Predictions(model=str(model_path), classes=classifier.classes, face_pipeline=pipeline.settings(),
@@ -186,20 +196,26 @@ def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], devi
     photos = [f for f in files if not is_video(f[0])]
     sources = [f for f in files if is_video(f[0])]
     crops, owners = [], []
-    for path, name, _ in photos:
-        image = read_image(path)
-        if image is None:
+
+    def classify() -> None:
+        if crops:
+            result.faces.extend(face_rows(owners, classifier.probabilities(np.stack(crops)), classifier.classes))
+            crops.clear()
+            owners.clear()
+
+    result.workers = photo_workers(workers, len(photos))
+    for (_, name, _), (status, boxes, faces) in zip(photos, find_faces(pipeline, [p for p, _, _ in photos],
+                                                                         result.workers)):
+        if status == "unreadable":
             result.unreadable.append(name)
-            continue
-        boxes = pipeline.faces(image)
-        if not boxes:
+        elif status == "no_face":
             result.no_face.append(name)
-            continue
-        for index, box in enumerate(boxes):
-            crops.append(pipeline.crop(image, box))
+        for index, (box, face) in enumerate(zip(boxes, faces)):
+            crops.append(face)
             owners.append({"file": name, "face": index, "box": box.as_list()})
-    if crops:
-        result.faces += face_rows(owners, classifier.probabilities(np.stack(crops)), classifier.classes)
+        if len(crops) >= CLASSIFY_CHUNK:  # classified while the workers look for the next photos' faces
+            classify()
+    classify()
     if annotate is not None:
         write_annotated(annotate, photos, result)
     if camera is not None:
@@ -208,6 +224,53 @@ def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], devi
         target = None if annotate is None else annotate / relative.with_suffix(".mp4")
         result.videos.append(predict_video(source, name, classifier, pipeline, result, fps, smooth, frames, target))
     return result
+
+
+def photo_workers(workers: int | None, photos: int) -> int:
+    """Processes that read photos and find their faces: ``workers`` if given, else one per core this
+    process may use once there are enough photos to repay starting them (``PHOTOS_PER_WORKER`` each)."""
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+        return workers
+    return max(1, min(threads.available_cores(), photos // PHOTOS_PER_WORKER))
+
+
+def find_faces(pipeline: FacePipeline, paths: list[Path], workers: int = 1) -> Iterator[PhotoFaces]:
+    """Each photo's (status, boxes, crops) in order: status ``face``, ``no_face`` or ``unreadable``.
+
+    With ``workers`` > 1 the photos are decoded, searched and cropped in that many processes, while this one
+    classifies the faces found so far: YuNet and OpenCV's decoders hold the GIL, so threads would take
+    turns. The processes are forked where the platform can, so each inherits the detector this process
+    loaded instead of importing torch and the plugins again; elsewhere they are spawned. Meanwhile torch
+    runs on one thread here: the workers hold the cores, and YuNet's OpenMP loops run on torch's OpenMP
+    runtime, whose thread pool a forked process cannot use (it hangs) unless the parent forked with one
+    thread."""
+    if workers <= 1 or len(paths) <= 1:
+        yield from map(functools.partial(_photo_faces, pipeline), paths)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about forking a process with threads (torch's); the children never use them.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+            pool = ProcessPoolExecutor(workers, mp_context=context)
+        with pool:
+            chunk = max(1, min(32, len(paths) // (4 * workers)))
+            yield from pool.map(functools.partial(_photo_faces, pipeline), paths, chunksize=chunk)
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _photo_faces(pipeline: FacePipeline, path: Path) -> PhotoFaces:
+    image = read_image(path)
+    if image is None:
+        return "unreadable", [], []
+    boxes = pipeline.faces(image)
+    return ("face" if boxes else "no_face"), boxes, [pipeline.crop(image, box) for box in boxes]
 
 
 def face_rows(owners: list[dict[str, Any]], probabilities: np.ndarray, classes: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -143,11 +143,12 @@ def test_pipeline_rows_per_backend_photos_and_video(zoo, tmp_path):
     model = saved_tinycnn(zoo, tmp_path / "model")
     options = {"train_subjects": 1, "test_subjects": 2, "per_class": 2}
     rows = bench_pipeline(zoo, model, "synthetic", 12, [96], tiny_config(reps=1), detector="haar", video_frames=6,
-                          data_options=options)
+                          data_options=options, workers=[2, 1])
     backends = ["torch", "onnxruntime"] if importlib.util.find_spec("onnxruntime") else ["torch"]
-    assert [(r.mode, r.phase) for r in rows if r.error is None] == [
-        *((b, "classifier") for b in backends), *((f"predict-{b}", "pipeline") for b in backends),
-        *((f"predict-{b}", "video") for b in backends)]
+    assert [(r.mode, r.phase, r.workers) for r in rows if r.error is None] == [
+        *((b, "classifier", None) for b in backends),
+        *((f"predict-{b}", "pipeline", w) for b in backends for w in (1, 2)),
+        *((f"predict-{b}", "video", None) for b in backends)]
     for row in rows:
         assert row.error is None and row.images_per_s > 0 and row.params > 0 and row.in_chans == 3
         assert row.detector == (None if row.phase == "classifier" else "haar")
@@ -178,7 +179,7 @@ def test_bench_cli_pipeline_row_and_refusal(zoo, tmp_path):
     common = ["bench", "--device", "cpu", "--mode", "fp32-cl", "--phase", "inference", "--batch-size", "4",
               "--image-size", "16", "--warmup", "0", "--reps", "1", "--peak-tflops", "1", "--out", str(tmp_path / "b")]
     done = runner.invoke(app, [*common, "--model", str(model), "--pipeline-size", "32", "--pipeline-images", "4",
-                               "--pipeline-dataset", "squares", "--detector", "haar"])
+                               "--pipeline-dataset", "squares", "--detector", "haar", "--pipeline-workers", "1"])
     assert done.exit_code == 0, done.output
     (record_path,) = (tmp_path / "b").glob("*.json")
     record = json.loads(record_path.read_text())
@@ -186,7 +187,9 @@ def test_bench_cli_pipeline_row_and_refusal(zoo, tmp_path):
     assert phases[0] == ("fp32-cl", "inference") and ("predict-torch", "pipeline") in phases
     (photos,) = [r for r in record["rows"] if r["mode"] == "predict-torch" and r["phase"] == "pipeline"]
     assert photos["faces_found"] == 0 and photos["images_per_s"] > 0 and photos["detector"] == "haar"  # squares are no faces
-    assert record["config"]["pipeline"] == {"sizes": [32], "images": 4, "dataset": "squares", "detector": "haar"}
+    assert record["config"]["pipeline"] == {"sizes": [32], "images": 4, "dataset": "squares", "detector": "haar",
+                                            "workers": [1]}
+    assert photos["workers"] == 1
     refused = runner.invoke(app, [*common, "--model", "example-tinycnn", "--pipeline"])
     assert refused.exit_code != 0 and "needs a trained model" in str(refused.exception or refused.output)
 

@@ -106,6 +106,37 @@ def test_predict_bad_inputs(trained_model, tmp_path):
                             "--format", "xml", "--device", "cpu"], catch_exceptions=False)
 
 
+def test_photos_searched_in_worker_processes_give_the_same_rows(trained_model, tmp_path):
+    """--workers 2 (forked processes read, detect and crop; this one classifies) gives exactly the rows,
+    in the same order, and the same skipped files as one process; a bad count is refused by name."""
+    inputs = make_inputs(tmp_path / "new")
+    for i in range(5):  # enough photos that each worker gets several
+        write_image(inputs / "more" / f"face{i}.png", photo(240, 200, 90, at=(20 + 9 * i, 30), smile=i / 4))
+    tables = {}
+    for workers in ("1", "2"):
+        done = runner.invoke(app, ["predict", "--model", str(trained_model), str(inputs), "--format", "json",
+                                   "--workers", workers, "--device", "cpu"], catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        tables[workers] = json.loads(done.stdout)
+    assert tables["2"]["workers"] == 2 and tables["1"]["workers"] == 1
+    assert len(tables["1"]["faces"]) == 8
+    for key in ("faces", "no_face", "unreadable"):
+        assert tables["2"][key] == tables["1"][key]
+    with pytest.raises(ConfigError, match="--workers must be a positive integer, got 0"):
+        runner.invoke(app, ["predict", "--model", str(trained_model), str(inputs), "--workers", "0",
+                            "--device", "cpu"], catch_exceptions=False)
+
+
+def test_default_workers_follow_the_photo_count(monkeypatch):
+    from ferbench import predict, threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    assert predict.photo_workers(None, 10) == 1  # too few photos to repay a process
+    assert predict.photo_workers(None, 2 * predict.PHOTOS_PER_WORKER) == 2
+    assert predict.photo_workers(None, 100 * predict.PHOTOS_PER_WORKER) == 4  # at most one per core
+    assert predict.photo_workers(3, 1) == 3
+
+
 def write_clip(path, frames=12, fps=10):
     """A clip of two faces drifting right, written with OpenCV (MJPG .avi works in every build)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (420, 220))

