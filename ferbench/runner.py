@@ -241,7 +241,8 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
             if distributed.is_main() else None)
         manifest = {"schema": RUN_SCHEMA, "run_id": run_id, "created": now_iso(), "argv": list(sys.argv),
                     "cwd": os.getcwd(), "registry": str(zoo.registry.path) if zoo.registry.path else None,
-                    "request": _plain({k: getattr(request, k) for k in REQUEST_FIELDS}), "resolved": resolved}
+                    "request": _plain({k: getattr(request, k) for k in REQUEST_FIELDS}), "resolved": resolved,
+                    "threads": torch.get_num_threads()}  # what `--resume` runs with again (ferbench.threads)
     if distributed.is_main():
         write_json(run_dir / RUN_MANIFEST, manifest)
     info = {"run_id": run_id, "method": method.name, "components": components, "dataset": dataset.name,

@@ -21,6 +21,7 @@ Every result and bench record carries :func:`describe` under ``device.threads``.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -35,7 +36,7 @@ LOAD_SAMPLE_S = 0.15
 class ThreadChoice:
     threads: int  # torch intra-op threads
     available_cores: int  # cores this process may run on
-    source: str  # where `threads` came from: --threads, FERBENCH_THREADS, OMP_NUM_THREADS or available cores
+    source: str  # where `threads` came from: --threads, FERBENCH_THREADS, OMP_NUM_THREADS, the resumed run, available cores
     omp_wait_policy: str  # as OpenMP saw it: PASSIVE, ACTIVE, or "default" (libgomp: spin, then sleep)
     wait_policy_source: str  # "ferbench", "environment" (the user's), or "too late" (torch was loaded first)
     busy_cores: float | None = None  # with the default: cores other processes kept busy at start (None: not sampled)
@@ -81,15 +82,29 @@ def busy_cores(sample_s: float = LOAD_SAMPLE_S) -> float | None:
     return len(cores) * (second[0] - first[0]) / (second[1] - first[1])
 
 
-def threads_from_argv(argv: list[str]) -> str | None:
-    """The value of ``--threads N`` or ``--threads=N`` anywhere in ``argv`` (the last one wins), else None."""
+def option_from_argv(argv: list[str], option: str) -> str | None:
+    """The value of ``OPTION V`` or ``OPTION=V`` anywhere in ``argv`` (the last one wins), else None."""
     value = None
     for position, argument in enumerate(argv):
-        if argument == "--threads" and position + 1 < len(argv):
+        if argument == option and position + 1 < len(argv):
             value = argv[position + 1]
-        elif argument.startswith("--threads="):
+        elif argument.startswith(option + "="):
             value = argument.split("=", 1)[1]
     return value
+
+
+def resumed_threads(argv: list[str]) -> int | None:
+    """The thread count of the run that ``ferbench run --resume DIR`` continues (its run.json's
+    ``threads``), so that the resumed folds sum in the same order as the first ones did; None for anything
+    else, or a run folder written before run.json recorded it."""
+    folder = option_from_argv(argv, "--resume")
+    if folder is None or not argv or argv[0] != "run":
+        return None
+    try:
+        recorded = json.loads((Path(folder) / "run.json").read_text(encoding="utf-8")).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return None  # the run command itself reports a missing or damaged folder
+    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0 else None
 
 
 def parse_threads(text: str, where: str) -> int:
@@ -109,13 +124,16 @@ def configure(argv: list[str] | None = None) -> ThreadChoice:
     """
     global _choice
     cores = available_cores()
-    given = threads_from_argv(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    given = option_from_argv(argv, "--threads")
     if given is not None:
         threads, source = parse_threads(given, "--threads"), "--threads"
     elif os.environ.get(THREADS_ENV):
         threads, source = parse_threads(os.environ[THREADS_ENV], THREADS_ENV), THREADS_ENV
     elif os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         threads, source = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    elif (resumed := resumed_threads(argv)) is not None:
+        threads, source = resumed, "the resumed run"
     else:
         busy = busy_cores()
         taken = int(busy + 0.5) if busy is not None else 0  # a core more than half busy is taken

@@ -293,6 +293,33 @@ def test_every_result_records_the_thread_choice(zoo, tmp_path):
                                     out_dir=tmp_path, device="cpu"))
     chosen = record["device"]["threads"]
     assert chosen["torch_threads"] == torch.get_num_threads() and chosen["available_cores"] >= 1
+    manifest = json.loads((Path(record["_path"]).parents[1] / "run.json").read_text())
+    assert manifest["threads"] == torch.get_num_threads()  # what --resume runs with again
+
+
+def test_a_resumed_run_takes_the_thread_count_it_started_with(monkeypatch, tmp_path):
+    """Another thread count sums in another order: `run --resume` uses the run's recorded count unless
+    one is given; an explicit --threads or FERBENCH_THREADS still wins, and other commands ignore it."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
+    (tmp_path / "run.json").write_text(json.dumps({"threads": 3}))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "run.json").write_text(json.dumps({"run_id": "before threads were recorded"}))
+    try:
+        resumed = threads.configure(["run", "--resume", str(tmp_path)])
+        assert (resumed.threads, resumed.source) == (3, "the resumed run")
+        assert threads.configure(["run", f"--resume={tmp_path}"]).threads == 3
+        assert threads.configure(["run", "--resume", str(tmp_path), "--threads", "1"]).threads == 1
+        assert threads.configure(["robustness", "--resume", str(tmp_path)]).threads == 4
+        for folder in (tmp_path / "old", tmp_path / "missing"):  # the default; `run` reports a missing folder
+            assert threads.configure(["run", "--resume", str(folder)]).source == "available cores"
+        monkeypatch.setenv(threads.THREADS_ENV, "2")
+        assert threads.configure(["run", "--resume", str(tmp_path)]).threads == 2
+    finally:
+        monkeypatch.undo()
+        threads.configure([])
 
 
 # --- precision ------------------------------------------------------------------------------------------
