@@ -161,7 +161,7 @@ def test_integer_options_accept_numpy_ints_and_digit_strings():
 
 
 def test_a_tiny_cnn_learns_it_but_not_perfectly():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from ferbench_synthetic.learnability import train_and_score
 
     data = make_synthetic("studio", seed=0, train_subjects=30, test_subjects=8, per_class=4, image_size=32)
