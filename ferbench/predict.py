@@ -74,8 +74,9 @@ class Predictions:
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "backend": self.backend, "classes": list(self.classes),
-                           "face_pipeline": self.face_pipeline, "workers": self.workers, "faces": self.faces, "no_face": self.no_face,
-                           "unreadable": self.unreadable, "videos": self.videos}, indent=2) + "\n"
+                           "face_pipeline": self.face_pipeline, "workers": self.workers, "faces": self.faces,
+                           "no_face": self.no_face, "unreadable": self.unreadable, "videos": self.videos},
+                          indent=2) + "\n"
 
     def to_csv(self) -> str:
         """One row per face (status ``face``), then one per file without a usable face (``no_face``,
@@ -253,14 +254,14 @@ def find_faces(pipeline: FacePipeline, paths: list[Path], workers: int = 1) -> I
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    chunk = max(1, min(32, len(paths) // (4 * workers)))
     try:
-        with warnings.catch_warnings():
-            # Python 3.12+ warns about forking a process with threads (torch's); the children never use them.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
-            pool = ProcessPoolExecutor(workers, mp_context=context)
-        with pool:
-            chunk = max(1, min(32, len(paths) // (4 * workers)))
-            yield from pool.map(functools.partial(_photo_faces, pipeline), paths, chunksize=chunk)
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            with warnings.catch_warnings():  # map submits every chunk now, which forks the workers
+                # Python 3.12+ warns about forking a process with threads (torch's); the children never use them.
+                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+                found = pool.map(functools.partial(_photo_faces, pipeline), paths, chunksize=chunk)
+            yield from found
     finally:
         torch.set_num_threads(torch_threads)
 
