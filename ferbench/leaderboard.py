@@ -13,7 +13,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from ferbench.files import write_text
-from ferbench.results import iter_reasons, load_results, now_iso
+from ferbench.results import iter_reasons, load_results, now_iso, recorded_git
 
 GROUP = ["method", "dataset", "train_dataset", "protocol", "test_split", "device", "setting"]
 COLUMNS = ["Method", "Dataset", "Trained on", "Protocol", "Split", "Device", "Setting", "Accuracy %", "Macro-F1 %",
@@ -38,7 +38,7 @@ def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "fold": r["fold"], "seed": r["seed"], "epochs": (r.get("config") or {}).get("epochs"),
             "accuracy": 100 * r["metrics"]["accuracy"], "macro_f1": 100 * r["metrics"]["macro_f1"],
             "train_seconds": training_seconds(r), "curve": r.get("time_to_accuracy") or None,
-            "dirty": isinstance(r.get("git"), dict) and bool(r["git"].get("dirty")),
+            "dirty": bool(recorded_git(r).get("dirty")),
         })
     return pd.DataFrame(rows, columns=[*GROUP, "fold", "seed", "epochs", "accuracy", "macro_f1", "train_seconds",
                                        "curve", "dirty"])

@@ -19,7 +19,7 @@ from typing import Any
 
 from ferbench.errors import ConfigError
 from ferbench.files import write_json
-from ferbench.results import RUN_MANIFEST, command_line, git_info, now_iso, read_run_manifest
+from ferbench.results import RUN_MANIFEST, command_line, git_info, now_iso, read_run_manifest, recorded_git
 
 METRICS = ("accuracy", "macro_f1")
 GPU_TOLERANCE = 1.0  # percentage points
@@ -120,7 +120,7 @@ def reproduce(record_path: str | Path, out_dir: Path | None = None, tolerance: f
     out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="ferbench-reproduce-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     now = git_info()
-    git = first.get("git") if isinstance(first.get("git"), dict) else {}
+    git = recorded_git(first)
     commits = {"original": git.get("commit"), "now": now["commit"], "original_dirty": git.get("dirty")}
     if commits["original"] != commits["now"]:
         echo(f"warning: the record was made at commit {str(commits['original'])[:12]}, this checkout is at "

@@ -122,6 +122,12 @@ def git_info() -> dict[str, Any]:
     return info
 
 
+def recorded_git(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``git`` field, or ``{}`` where it is missing or not a mapping (a hand-edited record)."""
+    git = record.get("git")
+    return git if isinstance(git, dict) else {}
+
+
 def check_clean_tree(allow_dirty: bool) -> dict[str, Any]:
     """Refuse to write records from a checkout with uncommitted changes (their commit would not reproduce
     them) unless ``allow_dirty``; return :func:`git_info`. Outside git (an installed wheel) there is nothing

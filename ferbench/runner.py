@@ -131,12 +131,13 @@ class Tracker:
         task = self.progress.add_task(description, total=total)
         started = self.clock()
         next_line = started + self.log_every
+        to_log = not self.console.is_terminal  # asked once: rich checks the stream on every call
         try:
             for done, item in enumerate(iterable, 1):
                 yield item
                 self.progress.advance(task)
                 now = self.clock()
-                if not self.console.is_terminal and now >= next_line:
+                if to_log and now >= next_line:
                     self.console.print(progress_line(description, done, total, now - started), highlight=False)
                     next_line = now + self.log_every
         finally:

@@ -23,7 +23,7 @@ import markdown
 from ferbench.errors import ConfigError
 from ferbench.files import write_text
 from ferbench.leaderboard import DIRTY_MARK, Leaderboard
-from ferbench.results import now_iso
+from ferbench.results import now_iso, recorded_git
 
 FILTERS = ("Dataset", "Protocol", "Device")
 
@@ -189,7 +189,7 @@ def _run_card(run_id: str, records: list[dict[str, Any]], results_dir: Path, out
                     for key in ("confusion_matrix_png", "time_to_accuracy_png")]
         parts.append(f"<h4>{html.escape(split)}: {100 * accuracy:.2f}% over {len(group)} fold(s)</h4>"
                      f'<div class="bars">{bars}</div><div class="pictures">{"".join(p for p in pictures if p)}</div>')
-    git = first.get("git") if isinstance(first.get("git"), dict) else {}
+    git = recorded_git(first)
     meta = (f"{first['protocol']}, seed {first['seed']}, {first['device'].get('name', first['device'].get('type'))}, "
             f"commit {str(git.get('commit'))[:10]}{' (dirty)' if git.get('dirty') else ''}")
     command = (first.get("command") or {}).get("line") or " ".join((first.get("command") or {}).get("argv") or [])
