@@ -291,7 +291,7 @@ class ArabianGAN(Method):
                                   f"which lack {missing}")
             columns = torch.tensor([record["classes"].index(c) for c in self.classes])
             return FrozenClassifier(name, role, model, input_spec, columns, "loaded",
-                                    {"trained_by": record.get("trained_by", {})})
+                                    {"component": record["component"], "trained_by": record.get("trained_by", {})})
         in_chans = target.channels
         image_size = int(self.config["classifier_image_size"] or max(target.image_size))
         model = ctx.build("classifier", name, num_classes=len(self.classes), in_chans=in_chans, image_size=image_size)

@@ -4,6 +4,7 @@ the Frechet distance, the restyle command and a tiny end-to-end run through the 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -257,6 +258,15 @@ def test_a_saved_classifier_can_be_the_guide_of_another_run(tiny_run, tmp_path):
                                    config=config, out_dir=tmp_path, device="cpu"))
     assert all(c["origin"] == "loaded" for c in again["extra"]["classifiers"])
     assert again["extra"]["history"][0].get("loss_reconstruction") is None  # the paper's setting has no identity term
+    # a saved evaluator is named by the method and run that trained it, not by its folder
+    (section,) = table2_sections([again], zoo.paper_numbers(), METHODS)
+    for entry in again["extra"]["classifiers"][:3]:
+        assert f"| {entry['validation']['component']} (saved, run {record['run_id']}) " in section
+    assert str(saved[0]) not in section
+
+
+def record_evaluators(records):
+    return [c["name"] for r in records for c in r["extra"]["classifiers"] if c["role"] == "evaluator"]
 
 
 def test_leaderboard_section_shows_table2_beside_the_papers_numbers(tiny_run):
@@ -266,6 +276,9 @@ def test_leaderboard_section_shows_table2_beside_the_papers_numbers(tiny_run):
     assert "### arabian-gan: squares-rgb restyled towards squares [test], cpu" in section
     assert "| happiness " in section and "57.87 ± 13.05" in section  # the paper's before-GAN happiness
     assert "| **Accuracy** " in section and "48.81 ± 4.31" in section and "49.39 ± 1.84" in section
+    # one row per evaluator, with the runs in which restyling raised its mean TPR
+    for name in record_evaluators(records):
+        assert re.search(rf"\| {re.escape(name)} +\|.*\| [01] of 1 +\|", section), name
     assert table2_sections([], zoo.paper_numbers(), METHODS) == []
     # a run of another setting gets its own section instead of being averaged in
     other = [{**r, "config": {**r["config"], "epochs": r["config"]["epochs"] + 1}} for r in records]
