@@ -72,6 +72,10 @@ DEFAULTS: dict[str, Any] = {
     "classifier_batch_size": 64,
     "classifier_lr": 3e-3,
     "classifier_augment": False,
+    # The rest of the compact-net recipe (registry.yaml's fer-resnet: weight decay 0.05, erasing 0.25) for
+    # evaluators strong enough that a before/after difference is more than noise.
+    "classifier_weight_decay": SUPERVISED_DEFAULTS["weight_decay"],
+    "classifier_erasing": 0.0,
     "classifier_image_size": None,  # None: the target's own size
     "validation_fraction": 0.1,  # of the target's training people, held out from the classifiers
     # Reporting.
@@ -171,10 +175,11 @@ def names(value: Any, key: str) -> list[str]:
 
 def check(config: dict[str, Any]) -> None:
     """Reject hyperparameters no run can use, naming the key, before anything trains."""
-    for key in (*WEIGHTS, "correction_scale", "validation_fraction", "collapse_fraction", "beta1", "beta2"):
+    for key in (*WEIGHTS, "correction_scale", "validation_fraction", "collapse_fraction", "beta1", "beta2",
+                "classifier_weight_decay", "classifier_erasing"):
         if not isinstance(config[key], (int, float)) or isinstance(config[key], bool) or config[key] < 0:
             raise ConfigError(f"{key} must be a non-negative number, got {config[key]!r}")
-    for key in ("beta1", "beta2", "validation_fraction", "collapse_fraction"):
+    for key in ("beta1", "beta2", "validation_fraction", "collapse_fraction", "classifier_erasing"):
         if config[key] >= 1:
             raise ConfigError(f"{key} must be below 1, got {config[key]!r}")
     if config["image_size"] is None or config["image_size"] % 16:
@@ -304,7 +309,8 @@ class ArabianGAN(Method):
         if classifier.origin == "trained":
             recipe = {**SUPERVISED_DEFAULTS, "epochs": config["classifier_epochs"],
                       "batch_size": config["classifier_batch_size"], "lr": config["classifier_lr"],
-                      "augment": config["classifier_augment"]}
+                      "augment": config["classifier_augment"], "weight_decay": config["classifier_weight_decay"],
+                      "erasing": config["classifier_erasing"]}
             classifier.history = train_classifier(
                 classifier.model, train, classifier.input_spec, recipe, ctx.device, ctx.seed, ctx.track,
                 lambda epoch, metrics: None, ctx.checkpoint.stage(f"classifier-{index}"))

@@ -316,6 +316,26 @@ def test_restyle_command_restyles_a_folder(tiny_run, tmp_path):
     assert inside.returncode == 2 and "must not be the input folder" in inside.stderr
 
 
+def test_the_evaluators_train_with_the_classifier_recipe(squares, tmp_path, monkeypatch):
+    from ferbench_arabian_gan import method
+
+    recipes = []
+
+    def record_recipe(model, train, input_spec, recipe, *args, **kwargs):
+        recipes.append(recipe)
+        raise KeyboardInterrupt  # enough: the recipe is what this test reads
+
+    monkeypatch.setattr(method, "train_classifier", record_recipe)
+    target, source = squares(classes=CLASSES), squares(classes=CLASSES, channels=3, seed=1)
+    recipe = {"classifier_epochs": 3, "classifier_lr": 0.01, "classifier_augment": True,
+              "classifier_weight_decay": 0.05, "classifier_erasing": 0.25}
+    with pytest.raises(KeyboardInterrupt):
+        method.ArabianGAN().fit(target, context(tmp_path, {**DEFAULTS, **TINY, **recipe}, adaptation=source))
+    (seen,) = recipes
+    assert {k: seen[k] for k in ("epochs", "lr", "augment", "weight_decay", "erasing")} == \
+        {"epochs": 3, "lr": 0.01, "augment": True, "weight_decay": 0.05, "erasing": 0.25}
+
+
 # --- bad input ----------------------------------------------------------------------------------------
 
 def test_bad_settings_fail_before_training(squares, tmp_path, monkeypatch):
@@ -332,7 +352,9 @@ def test_bad_settings_fail_before_training(squares, tmp_path, monkeypatch):
                             ({"classifiers": "timm:no_such_net"}, "unknown classifier 'timm:no_such_net'"),
                             ({"guide_classifiers": str(tmp_path)}, "is not a saved ferbench model"),
                             ({"residual": "yes"}, "residual must be true or false"),
-                            ({"residual": False}, "photometric .* needs residual=true")]:
+                            ({"residual": False}, "photometric .* needs residual=true"),
+                            ({"classifier_erasing": 1.5}, "classifier_erasing must be below 1"),
+                            ({"classifier_weight_decay": -0.1}, "classifier_weight_decay must be a non-negative")]:
         with pytest.raises(ConfigError, match=message):
             ArabianGAN().fit(target, context(tmp_path, {**DEFAULTS, **TINY, **change}, adaptation=source))
     with pytest.raises(ConfigError, match="share fewer than two classes"):
