@@ -84,7 +84,9 @@ class RunContext:
     ``config`` holds the resolved hyperparameters (plugin defaults < registry.yaml < command line),
     ``components`` the component name for each role. ``adaptation`` holds training images of the test
     domain for cross-dataset methods (None otherwise). A method reports per-epoch metrics through
-    ``epoch_end`` (which feeds the ``ferbench_epoch_end`` hook) and writes artifacts into ``out_dir``.
+    ``epoch_end`` (which feeds the ``ferbench_epoch_end`` hook) and writes artifacts into ``out_dir``;
+    ``note`` prints a line to the run's console or log for what is not the method's own epoch (a frozen
+    classifier or a lens it trains first, say), so that no stage of a long fit is silent.
 
     Surviving faults, in any training loop (supervised, a GAN's, ...):
 
@@ -119,6 +121,7 @@ class RunContext:
     adaptation: Dataset | None = None
     checkpoint: TrainingCheckpoint = field(default_factory=TrainingCheckpoint)
     evaluate: Callable[["Method"], dict[str, float]] | None = None
+    note: Callable[[str], None] = lambda line: None
 
 
 class Method(ABC):

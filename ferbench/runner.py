@@ -410,6 +410,10 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
             tracker.console.print(epoch_line(fold.name, epoch, metrics), highlight=False)
             zoo.plugins.notify("ferbench_epoch_end", run=info, fold=fold.name, epoch=epoch, metrics=metrics)
 
+    def note(line: str) -> None:
+        if distributed.is_main():
+            tracker.console.print(line, highlight=False)
+
     def evaluate(method) -> dict[str, float]:  # for time-to-accuracy curves (eval_every)
         accuracies = {}
         for split, test in fold.tests.items():
@@ -422,7 +426,7 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
                      build=zoo.catalog.build, track=tracker, epoch_end=epoch_end, adaptation=fold.adaptation,
                      # Every rank evaluates (rank 0 alone records it): ranks that skipped it would wait in the
                      # next step's all-reduce meanwhile, long enough on a big test set for NCCL's watchdog.
-                     checkpoint=checkpoint, evaluate=evaluate)
+                     checkpoint=checkpoint, evaluate=evaluate, note=note)
     model = method.spec.build()
     started = time.perf_counter()
     try:

@@ -35,7 +35,8 @@ Choices the paper leaves open, and why
   lowered every evaluator's score). docs/arabian-gan.md's tuning table has the runs.
 - **Cnet**: the paper's Cnet is a model of its ref. [16] trained on OULU-CASIA (98 % validation accuracy).
   Here any registered classifier, trained from scratch on ``--target``'s training split minus a 10 % slice
-  of its people (the validation slice, whose accuracy each result records), 10 epochs, lr 3e-3. The
+  of its people (the validation slice, whose accuracy each result records), 10 epochs, lr 3e-3 (the
+  ``classifier_*`` options: epochs, batch size, lr, augment, weight decay, erasing). The
   guides (the Cnets in the generator's loss, ``guide_classifiers``: timm's tiny ``test_resnet`` and
   ``test_efficientnet``, their cross-entropies averaged; the paper has one) and the three evaluators that
   Table 2 is measured with (``classifiers``: ``timm:resnet18``, ``timm:resnet10t``, ``timm:convnext_atto``)

@@ -34,6 +34,7 @@ from ferbench.data import Dataset, InputSpec, to_channels
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.interfaces import Method, RunContext
 from ferbench.metrics import classification_metrics, frechet_distance
+from ferbench.runner import epoch_line
 from ferbench.augment import random_affine
 from ferbench.divergence import DivergenceGuard
 from ferbench.training import SUPERVISED_DEFAULTS, predict_proba, train_classifier
@@ -313,7 +314,8 @@ class ArabianGAN(Method):
                       "erasing": config["classifier_erasing"]}
             classifier.history = train_classifier(
                 classifier.model, train, classifier.input_spec, recipe, ctx.device, ctx.seed, ctx.track,
-                lambda epoch, metrics: None, ctx.checkpoint.stage(f"classifier-{index}"))
+                lambda epoch, metrics: ctx.note(epoch_line(f"{classifier.role} {classifier.name}", epoch, metrics)),
+                ctx.checkpoint.stage(f"classifier-{index}"))
         classifier.model.to(ctx.device).eval().requires_grad_(False)
         if self.reference is not train:
             probabilities = classifier.probabilities(self.reference.images, ctx.device, int(config["eval_batch_size"]))

@@ -27,6 +27,7 @@ from ferbench.errors import CheckpointError, ConfigError
 from ferbench.files import atomic_path, write_json
 from ferbench.interfaces import Method, RunContext
 from ferbench.results import slug
+from ferbench.runner import epoch_line
 from ferbench.training import SUPERVISED_DEFAULTS, predict_proba, train_classifier
 
 from ferbench_latent_vgg19.classifier import LatentVGG19, predict_latent_proba, train_latent_classifier
@@ -333,6 +334,7 @@ class LatentVGG19Method(Method):
                        "lr": float(config["lens_lr"]), "weight_decay": float(config["weight_decay"]),
                        "label_smoothing": float(config["label_smoothing"]), "augment": bool(config["augment"])}
         history = train_classifier(classifier, train, spec, lens_config, self.device, ctx.seed + 2, ctx.track,
+                                   lambda epoch, metrics: ctx.note(epoch_line(f"lens {name}", epoch, metrics)),
                                    checkpoint=ctx.checkpoint.stage("lens")) if lens_config["epochs"] else []
         self.lens_state = (name, build, spec, classifier)
         return FaceLens(classifier, spec).to(self.device), {

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
 from ferbench.data import InputSpec
 from ferbench.errors import ConfigError, TrainingDiverged
@@ -217,8 +218,10 @@ def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     zoo = Zoo(PluginManager(), ROOT / "registry.yaml")
     # no --protocol: the method's own default (cross-dataset) applies
+    console = Console(record=True, width=200)
     records = run(zoo, RunRequest(method="arabian-gan", dataset="squares-rgb", target="squares", config=dict(TINY),
-                                  out_dir=out, device="cpu"))
+                                  out_dir=out, device="cpu"), console)
+    records[0]["_log"] = console.export_text()
     yield zoo, records
     monkeypatch.undo()
 
@@ -238,6 +241,9 @@ def test_tiny_end_to_end_run_reports_table2_collapse_frechet_and_a_grid(tiny_run
     assert extra["frechet"]["before"] >= 0 and extra["frechet"]["after"] >= 0
     assert (folder / extra["restyle_grid_png"]).read_bytes()[:4] == b"\x89PNG"
     assert len(extra["history"]) == TINY["epochs"]
+    # every frozen classifier's epochs are in the log, not only the restyler's
+    for role, name in [("evaluator", "timm:test_efficientnet"), ("guide", "timm:test_byobnet")]:
+        assert f"{role} {name} epoch {TINY['classifier_epochs']}, loss " in record["_log"]
     # the record's accuracy is the evaluators' mean prediction on restyled images
     predicted = record["metrics"]["predicted_distribution"]
     assert predicted == extra["collapse"]["predicted_distribution"]
