@@ -35,8 +35,8 @@ def _paper_cell(row: dict[str, Any] | None, key: str | None) -> str:
 
 
 def evaluator_label(entry: dict[str, Any]) -> str:
-    """An evaluator's name in a table: the component name, or for a saved model the method and run it came
-    from (its folder path says less and runs off the page)."""
+    """An evaluator's name in a table: the component name, and for a saved model the run that trained it
+    (its folder path says less and runs off the page)."""
     validation = entry.get("validation") or {}
     trained_by = validation.get("trained_by") or {}
     if trained_by.get("run_id"):
