@@ -12,6 +12,7 @@ import contextlib
 import math
 import random
 import re
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,8 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
         if plan and not plan.get("stopped_on_time") and epoch < epochs:
             # Re-plan from the epochs' own pace, so a machine that slows down (or speeds up) still ends the
             # schedule, annealed, inside the budget rather than being cut off at a high learning rate.
-            replanned = replan_epochs(budget, epoch, train_seconds, metrics["seconds"])
+            pace = statistics.fmean([entry["seconds"] for entry in history[-2:]] + [metrics["seconds"]])
+            replanned = replan_epochs(budget, epoch, train_seconds, pace, epochs)
             if replanned != epochs:
                 plan.setdefault("replanned", []).append({"after_epoch": epoch, "epochs": replanned})
                 epochs = plan["epochs"] = replanned
@@ -278,10 +280,15 @@ def plan_epochs(budget: float, steps_per_epoch: int, steps_per_second: float) ->
     return {"budget_seconds": budget, "steps_per_second": steps_per_second, "epochs": max(1, int(fitting))}
 
 
-def replan_epochs(budget: float, epoch: int, spent: float, last_epoch_seconds: float) -> int:
-    """After ``epoch`` epochs and ``spent`` seconds of training, the total epochs that fit in ``budget`` at the
-    last epoch's pace (``epoch`` itself when not one more fits)."""
-    return epoch + max(0, int((budget * 0.99 - spent) / last_epoch_seconds))
+def replan_epochs(budget: float, epoch: int, spent: float, pace: float, planned: int) -> int:
+    """After ``epoch`` epochs and ``spent`` seconds of training, the total epochs to plan for at ``pace``
+    seconds per epoch (the last three epochs' mean). Each re-plan bends the learning-rate curve, so the plan
+    only moves when it must: it shrinks when ``planned`` would overrun the budget, and grows (keeping one
+    epoch in hand) only when two more epochs fit; a pace that wobbles by a few percent leaves it alone."""
+    fitting = epoch + max(0, int((budget * 0.99 - spent) / pace))
+    if fitting < planned:
+        return fitting
+    return fitting - 1 if fitting >= planned + 2 else planned
 
 
 def parse_duration(value: Any, name: str) -> float | None:

@@ -18,7 +18,7 @@ from ferbench.data import InputSpec
 from ferbench.errors import ConfigError
 from ferbench.runner import ensemble_proba
 from ferbench.training import (SUPERVISED_DEFAULTS, WeightAverage, check_config, mixed_cross_entropy,
-                               parse_duration, plan_epochs, predict_proba, train_classifier, tta_views)
+                               parse_duration, plan_epochs, replan_epochs, predict_proba, train_classifier, tta_views)
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": 4, "lr": 0.01}
@@ -72,6 +72,15 @@ def test_the_steady_state_reads_nothing_back_from_the_device(squares, monkeypatc
 def test_plan_epochs_fits_whole_epochs_into_the_budget():
     assert plan_epochs(100.0, 10, 2.0)["epochs"] == 19  # 100 s x 0.97 x 2 steps/s / 10 steps
     assert plan_epochs(1.0, 1000, 2.0)["epochs"] == 1  # never fewer than one
+
+
+def test_a_replan_moves_only_when_the_plan_overruns_or_two_more_epochs_fit():
+    # 10 of 30 planned epochs done in 300 s of a 1,000 s budget (990 s usable, so 690 s left).
+    assert replan_epochs(1000.0, 10, 300.0, 32.0, planned=30) == 30  # 21 more fit: one spare, no change
+    assert replan_epochs(1000.0, 10, 300.0, 34.0, planned=30) == 30  # 20 more fit: exactly on time
+    assert replan_epochs(1000.0, 10, 300.0, 36.0, planned=30) == 29  # 19 more fit: it would overrun
+    assert replan_epochs(1000.0, 10, 300.0, 27.0, planned=30) == 34  # 25 more fit: grow, one in hand
+    assert replan_epochs(1000.0, 10, 980.0, 30.0, planned=30) == 10  # none fits: end after this epoch
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("1.5h", 5400), ("1h30m", 5400),
