@@ -5,9 +5,11 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -348,3 +350,18 @@ def test_the_precision_policy_is_one_setting_recorded_with_the_device(monkeypatc
     assert not precision.uses_bf16(cpu)  # on a CPU bf16 is opt-in (see ferbench.precision)
     with pytest.raises(ConfigError, match="--precision"):
         precision.choose("fp16")
+
+
+def test_bf16_on_a_cpu_without_it_warns_that_it_is_emulated(monkeypatch):
+    from ferbench import precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)
+    monkeypatch.setenv("FERBENCH_PRECISION", "bf16")
+    with pytest.warns(RuntimeWarning, match="emulated"):
+        assert precision.describe(cpu) == {"setting": "bf16", "autocast": "bf16", "bf16_native": False,
+                                           "channels_last": True}
+    monkeypatch.setenv("FERBENCH_PRECISION", "fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        precision.describe(cpu)
