@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,7 +19,7 @@ from ferbench.data import InputSpec
 from ferbench.errors import ConfigError
 from ferbench.runner import ensemble_proba
 from ferbench.training import (SUPERVISED_DEFAULTS, WeightAverage, check_config, mixed_cross_entropy,
-                               parse_duration, plan_epochs, replan_epochs, predict_proba, train_classifier, tta_views)
+                               parse_duration, plan_epochs, predict_proba, replan_epochs, train_classifier, tta_views)
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": 4, "lr": 0.01}
