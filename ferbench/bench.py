@@ -46,6 +46,7 @@ class Mode:
     compile: str | None = None  # a torch.compile mode: "default", "reduce-overhead" (CUDA graphs)
     quantize: bool = False  # int8 dynamic quantisation of Linear layers (CPU inference)
     onnxruntime: bool = False  # export to ONNX and run with ONNX Runtime (CPU inference)
+    onnx_int8: bool = False  # ... after ONNX Runtime's int8 static quantisation (QDQ)
     devices: tuple[str, ...] = ("cpu", "cuda")
     phases: tuple[str, ...] = ("inference", "training")
 
@@ -66,6 +67,10 @@ MODES: dict[str, Mode] = {m.name: m for m in (
          quantize=True, devices=("cpu",), phases=("inference",)),
     Mode("onnxruntime", "exported to ONNX, run by ONNX Runtime", onnxruntime=True, devices=("cpu",),
          phases=("inference",)),
+    # Convolutions too (int8-dynamic quantises Linear layers only, which a conv net barely has); calibrated
+    # on the example batch, so the row measures speed, not accuracy.
+    Mode("onnxruntime-int8", "exported to ONNX, int8 static quantisation (QDQ), run by ONNX Runtime",
+         onnxruntime=True, onnx_int8=True, devices=("cpu",), phases=("inference",)),
 )}
 DEFAULT_MODES = {"cuda": ["eager-fp32", "bf16-cl", "bf16-cl-compile", "bf16-cl-cudagraphs"],
                  "cpu": ["eager-fp32", "fp32-cl", "int8-dynamic"]}
@@ -208,7 +213,7 @@ def _prepare(model: nn.Module, mode: Mode, device: torch.device, example: torch.
             warnings.simplefilter("ignore")
             model = torch.ao.quantization.quantize_dynamic(model.eval(), {nn.Linear}, dtype=torch.qint8)
     if mode.onnxruntime:
-        return _onnxruntime_step(model.eval(), example)
+        return _onnxruntime_step(model.eval(), example, mode.onnx_int8)
     if mode.compile:
         # Every timm model shares one forward frame: without a reset a batch sweep passes dynamo's
         # recompile limit and silently falls back to eager.
@@ -271,11 +276,12 @@ def busy_cores(count: int):
             spinner.wait()
 
 
-def _onnxruntime_step(model: nn.Module, example: torch.Tensor):
-    from ferbench.export import inference_session, to_onnx
+def _onnxruntime_step(model: nn.Module, example: torch.Tensor, int8: bool = False):
+    from ferbench.export import inference_session, quantize_int8, to_onnx
 
-    session = inference_session(to_onnx(model, example, "images", "logits"))
+    graph = to_onnx(model, example, "images", "logits")
     feed = {"images": example.numpy()}
+    session = inference_session(quantize_int8(graph, [feed]) if int8 else graph)
     return lambda: session.run(None, feed)
 
 

@@ -4,6 +4,7 @@ leaderboard. No assertion here is about speed: these check the measurement, not 
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,9 +120,28 @@ def test_record_round_trip_and_leaderboard_join(zoo, tmp_path):
 
 def test_onnxruntime_mode_when_installed(zoo):
     pytest.importorskip("onnxruntime")
-    config = tiny_config(modes=["eager-fp32", "onnxruntime"], phases=("inference",))
+    config = tiny_config(modes=["eager-fp32", "onnxruntime", "onnxruntime-int8"], phases=("inference",))
     rows = bench_module("example-tinycnn", bench_target(zoo, "example-tinycnn", config), config, peak=None)
-    assert [r.error for r in rows] == [None, None] and rows[1].images_per_s > 0
+    assert [r.error for r in rows] == [None, None, None] and all(r.images_per_s > 0 for r in rows[1:])
+
+
+def test_int8_quantisation_quantises_the_convolutions_and_keeps_the_outputs_close(zoo):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from ferbench.export import inference_session, quantize_int8, to_onnx
+
+    model = zoo.catalog.build("classifier", "example-tinycnn", num_classes=7, in_chans=1, image_size=16).eval()
+    images = torch.rand(32, 1, 16, 16)
+    graph = to_onnx(model, images[:2], "images", "logits")
+    int8 = quantize_int8(graph, [{"images": images[i:i + 8].numpy()} for i in range(0, 32, 8)])
+    operators = {node.op_type for node in onnx.load_from_string(int8).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= operators
+    assert "QuantizeLinear" not in {node.op_type for node in onnx.load_from_string(graph).graph.node}
+    expected = model(images).detach().numpy()
+    got = inference_session(int8).run(None, {"images": images.numpy()})[0]
+    scale = np.abs(expected).max()
+    assert 0 < np.abs(got - expected).max() < 0.2 * scale  # quantised: close, not equal
 
 
 def saved_tinycnn(zoo, folder, in_chans=3, size=48):
