@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -124,8 +125,6 @@ def quantize_int8(graph: bytes, calibration: list[dict[str, np.ndarray]]) -> byt
     """``graph`` with ONNX Runtime's int8 static quantisation (QDQ: uint8 activations, int8 weights),
     activation ranges calibrated on the ``calibration`` feeds, after its recommended pre-processing
     (shape inference, batch norm folded into the convolutions)."""
-    import tempfile
-
     _onnxruntime()
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
