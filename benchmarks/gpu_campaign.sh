@@ -11,7 +11,9 @@
 # the smallest compact net, so the script cannot rot without a GPU. Steps run in order of value; each is timed, a failing step is logged
 # and the next one runs; the exit status is the number of failed steps. STEPS="bench fer2013" runs a subset.
 # Budget (one H200, from the issue): bench ~3 min, FER2013 1 + 3 min of training, the rest what remains of
-# 10 minutes; later steps are the ones to drop when time is short.
+# 10 minutes; later steps are the ones to drop when time is short. At full scale BENCH_MODELS, BENCH_MODES,
+# BENCH_SIZES (option lists as below), FER_BUDGETS, FER_METHOD and CK_METHODS override the step's settings,
+# so a short lease can run a subset, e.g. FER_METHOD=fer-resnet-l FER_BUDGETS=3m STEPS=fer2013.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,11 +37,12 @@ if [ "$SCALE" = tiny ]; then
     ARABIAN=(--set epochs=1 --set warmup_epochs=0 --set classifier_epochs=1 --set batch_size=8 --set image_size=16 --set width=4)
 else
     FER=fer2013 CK=ckplus48 GAN_FER=fer2013 GAN_CK=ckplus48
-    BENCH_MODELS="--model timm:resnet18 --model timm:vgg19_bn --model fer-resnet --model fer-resnet-l --model fer-vgg8 --model arabian-gan --model latent-vgg19"
-    BENCH_MODES="--mode eager-fp32 --mode bf16-cl --mode bf16-cl-compile --mode bf16-cl-cudagraphs"
-    BENCH_SIZES="--batch-size 256 --batch-size 1024"
+    BENCH_MODELS=${BENCH_MODELS:-"--model timm:resnet18 --model timm:vgg19_bn --model fer-resnet --model fer-resnet-l --model fer-vgg8 --model arabian-gan --model latent-vgg19"}
+    BENCH_MODES=${BENCH_MODES:-"--mode eager-fp32 --mode bf16-cl --mode bf16-cl-compile --mode bf16-cl-cudagraphs"}
+    BENCH_SIZES=${BENCH_SIZES:-"--batch-size 256 --batch-size 1024"}
     TINY_DATA=()
-    FER_BUDGETS="60s 3m" FER_METHOD=fer-resnet CK_METHODS="fer-resnet timm:resnet18 timm:vgg19_bn"
+    FER_BUDGETS=${FER_BUDGETS:-"60s 3m"} FER_METHOD=${FER_METHOD:-fer-resnet}
+    CK_METHODS=${CK_METHODS:-"fer-resnet timm:resnet18 timm:vgg19_bn"}
     FOLDS=()
     # the latent-vgg19-paper suite's settings (registry.yaml)
     LATENT_SET=(--set epochs=30 --set batch_size=64 --set image_size=48 --set fc_dim=4096 --set latent_fc_dim=512

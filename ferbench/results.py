@@ -95,6 +95,7 @@ def environment(plugins: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 ALLOW_DIRTY_ENV = "FERBENCH_ALLOW_DIRTY"
+SOURCE_COMMIT_ENV = "FERBENCH_SOURCE_COMMIT"
 
 
 def command_line(argv: list[str]) -> str:
@@ -104,7 +105,8 @@ def command_line(argv: list[str]) -> str:
 
 def git_info() -> dict[str, Any]:
     """Commit of the ferbench source tree, whether it had uncommitted changes to tracked files (None outside
-    git) and, when it had, which files (``changed``, at most 20)."""
+    git) and, when it had, which files (``changed``, at most 20). Outside git, ``FERBENCH_SOURCE_COMMIT``
+    names the commit a copied tree came from (recorded with ``commit_from`` saying so, dirtiness unknown)."""
     source = Path(ferbench.__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
@@ -115,6 +117,10 @@ def git_info() -> dict[str, Any]:
         return done.stdout.rstrip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
+    if commit is None and os.environ.get(SOURCE_COMMIT_ENV):
+        # A copy of a committed checkout without its .git (the GPU campaign's machine gets the files only):
+        # the commit is the copier's word, and nothing here can check that the files match it.
+        return {"commit": os.environ[SOURCE_COMMIT_ENV], "dirty": None, "commit_from": SOURCE_COMMIT_ENV}
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     info: dict[str, Any] = {"commit": commit, "dirty": bool(status) if status is not None else None}
     if status:

@@ -96,6 +96,16 @@ def test_a_dirty_checkout_is_refused_unless_allowed(cli, tmp_path, monkeypatch):
     assert done.exit_code == 0, done.output
 
 
+def test_a_copied_tree_without_git_records_the_commit_it_was_given_and_says_so(monkeypatch):
+    def no_git(*args, **kwargs):
+        raise OSError("git: not found")
+    monkeypatch.setattr(results.subprocess, "run", no_git)
+    monkeypatch.delenv("FERBENCH_SOURCE_COMMIT", raising=False)
+    assert results.git_info() == {"commit": None, "dirty": None}
+    monkeypatch.setenv("FERBENCH_SOURCE_COMMIT", "0123456789abcdef")
+    assert results.git_info() == {"commit": "0123456789abcdef", "dirty": None, "commit_from": "FERBENCH_SOURCE_COMMIT"}
+
+
 def test_dataset_fingerprint_changes_with_any_pixel_label_or_class_order(squares):
     data: Dataset = squares(per_class=4, size=8)
     assert data.fingerprint() == squares(per_class=4, size=8).fingerprint()
