@@ -62,15 +62,20 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(module: nn.Module, path: str | Path) -> dict[str, list[str]]:
+def load_weights(module: nn.Module, path: str | Path, classes: tuple[str, ...] | None = None) -> dict[str, list[str]]:
     """Load matching weights from ``path`` into ``module`` and report what did not match.
 
     Tensors whose shape differs (a 1000-class head, say) are skipped; an RGB first convolution is summed
-    over its input channels when the module takes grey images. Returns the skipped, missing and
-    unexpected keys. Nothing matching at all is an error: it means the file is for another architecture.
+    over its input channels when the module takes grey images. When the weights are a saved ferbench model
+    (a ``model.json`` beside them names its classes) and ``classes`` are the module's, the output head's
+    rows are matched by class name: FER2013's "happiness" row lands on CK+48's "happiness", and a class the
+    source never had keeps the module's fresh initialisation (loading by position would hand CK+48's
+    "contempt" FER2013's "disgust" row). Returns the skipped, missing, unexpected and remapped keys.
+    Nothing matching at all is an error: it means the file is for another architecture.
     """
-    state = _match_prefix(load_state_dict(path), module.state_dict())
     own = module.state_dict()
+    state = _match_prefix(load_state_dict(path), own)
+    remapped = _match_head_by_class(state, own, _saved_classes(path), classes)
     usable, skipped = {}, []
     for key, tensor in state.items():
         target = own.get(key)
@@ -87,7 +92,39 @@ def load_weights(module: nn.Module, path: str | Path) -> dict[str, list[str]]:
         raise CheckpointError(f"no tensor in {path} matches the model by name and shape")
     result = module.load_state_dict(usable, strict=False)
     return {"skipped": skipped, "missing": list(result.missing_keys),
-            "unexpected": [k for k in state if k not in own]}
+            "unexpected": [k for k in state if k not in own], "remapped": remapped}
+
+
+def _saved_classes(path: str | Path) -> tuple[str, ...] | None:
+    """The classes of the saved ferbench model whose weights ``path`` is, if a readable model.json is beside it."""
+    try:
+        record = json.loads((Path(path).parent / MODEL_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    classes = record.get("classes") if isinstance(record, dict) else None
+    return tuple(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
+
+
+def _match_head_by_class(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor],
+                         source: tuple[str, ...] | None, target: tuple[str, ...] | None) -> list[str]:
+    """Rewrite ``state``'s output-head tensors (the module's last-registered layer, one row per class) into
+    ``target``'s class order, rows of classes ``source`` lacks taken from ``own``; say what was rewritten."""
+    if not source or not target or tuple(source) == tuple(target) or not own:
+        return []
+    head = next(reversed(own)).rpartition(".")[0] + "."
+    shared = [(row, source.index(name)) for row, name in enumerate(target) if name in source]
+    remapped = []
+    for key, tensor in list(state.items()):
+        mine = own.get(key)
+        if not key.startswith(head) or mine is None or tensor.ndim != mine.ndim or tensor.ndim == 0 \
+                or tensor.shape[0] != len(source) or mine.shape[0] != len(target) or tensor.shape[1:] != mine.shape[1:]:
+            continue
+        rows = mine.detach().clone()
+        for row, source_row in shared:
+            rows[row] = tensor[source_row]
+        state[key] = rows
+        remapped.append(f"{key}: {len(shared)} of {len(target)} classes by name")
+    return remapped
 
 
 def _match_prefix(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

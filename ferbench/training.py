@@ -424,7 +424,7 @@ class SupervisedMethod(Method):
                            "image_size": self.image_size, "drop_rate": float(config["drop_rate"])}
         model = ctx.build("classifier", self.component, **self.build_args)
         if config["weights"]:
-            self.weights_report = load_weights(model, config["weights"])
+            self.weights_report = load_weights(model, config["weights"], train.classes)
         return model
 
     def check(self, train: Dataset, ctx: RunContext) -> None:

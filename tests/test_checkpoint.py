@@ -1,5 +1,6 @@
 """Weights load only through safetensors or weights_only torch.load; saved models round-trip exactly."""
 
+import json
 import os
 import pickle
 
@@ -60,6 +61,28 @@ def test_load_weights_adapts_rgb_stem_skips_mismatched_head_and_reconciles_prefi
     assert torch.allclose(target.body[0].weight, source.body[0].weight.sum(1, keepdim=True))
     assert torch.equal(target.body[4].weight, source.body[4].weight)
     assert any(s.startswith("head.1.weight") for s in report["skipped"])
+
+
+def test_load_weights_matches_a_saved_models_head_rows_by_class_name(tmp_path):
+    """FER2013 -> CK+48 fine-tuning: same head size, different classes in a different order."""
+    from ferbench_example import TinyCNN
+
+    source = TinyCNN(num_classes=3, in_chans=1)
+    save_file(source.state_dict(), tmp_path / "model.safetensors")
+    (tmp_path / "model.json").write_text(json.dumps({"classes": ["anger", "disgust", "happiness"]}))
+    target = TinyCNN(num_classes=3, in_chans=1)
+    fresh = target.state_dict()["head.1.weight"].clone()
+    report = load_weights(target, tmp_path / "model.safetensors", ("happiness", "contempt", "anger"))
+    weight, source_weight = target.head[1].weight, source.head[1].weight
+    assert torch.equal(weight[0], source_weight[2]) and torch.equal(weight[2], source_weight[0])
+    assert torch.equal(weight[1], fresh[1])  # contempt: not in the source, keeps its initialisation
+    assert torch.equal(target.head[1].bias[0], source.head[1].bias[2])
+    assert torch.equal(target.body[0].weight, source.body[0].weight)
+    assert report["remapped"] == ["head.1.bias: 2 of 3 classes by name", "head.1.weight: 2 of 3 classes by name"]
+    # without class names on either side, rows load by position as before
+    plain = TinyCNN(num_classes=3, in_chans=1)
+    assert load_weights(plain, tmp_path / "model.safetensors")["remapped"] == []
+    assert torch.equal(plain.head[1].weight, source_weight)
 
 
 def test_load_weights_refuses_a_file_for_another_architecture(tmp_path):

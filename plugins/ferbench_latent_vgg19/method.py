@@ -251,7 +251,7 @@ class LatentVGG19Method(Method):
         if config["weights"]:
             from ferbench.checkpoint import load_weights
 
-            self.weights_report = load_weights(self.classifier.image_net, config["weights"])
+            self.weights_report = load_weights(self.classifier.image_net, config["weights"], train.classes)
         self.input_spec = InputSpec.fit(images, in_chans, image_size)
         started = time.perf_counter()
         self.history = train_latent_classifier(self.classifier, images, inverted["w"], train.labels, self.input_spec,
