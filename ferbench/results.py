@@ -118,8 +118,8 @@ def git_info() -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     if commit is None and os.environ.get(SOURCE_COMMIT_ENV):
-        # A copy of a committed checkout without its .git (the GPU campaign's machine gets the files only):
-        # the commit is the copier's word, and nothing here can check that the files match it.
+        # A copy of a committed checkout without a usable .git (benchmarks/gpu_device.sh on a lent GPU
+        # machine): the commit is the copier's word, and nothing here can check that the files match it.
         return {"commit": os.environ[SOURCE_COMMIT_ENV], "dirty": None, "commit_from": SOURCE_COMMIT_ENV}
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     info: dict[str, Any] = {"commit": commit, "dirty": bool(status) if status is not None else None}
