@@ -42,6 +42,6 @@ def test_weights_option_starts_from_a_local_file(catalog, tmp_path):
     from ferbench.checkpoint import load_weights
 
     report = load_weights(model, tmp_path / "start.safetensors")
-    assert report == {"skipped": [], "missing": [], "unexpected": []}
+    assert report == {"skipped": [], "missing": [], "unexpected": [], "remapped": []}
     assert torch.equal(model.model.conv1.weight, source.model.conv1.weight)
     assert method is not None
