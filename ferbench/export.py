@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferbench import precision
 from ferbench.checkpoint import load_model
 from ferbench.data import InputSpec
 from ferbench.errors import CheckpointError, ConfigError
@@ -94,7 +95,9 @@ def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: st
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
     data = proto.SerializeToString()
-    expected = predict_proba(model, samples, spec, torch.device("cpu"), batch_size=64)
+    # The graph computes in fp32, so it is checked against fp32 PyTorch even under --precision bf16.
+    with precision.using("fp32"):
+        expected = predict_proba(model, samples, spec, torch.device("cpu"), batch_size=64)
     got = OnnxClassifier(data)(samples)
     difference = float(np.abs(got - expected).max())
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())

@@ -171,6 +171,23 @@ def test_predict_on_a_video_tracks_each_face_and_smooths(trained_model, tmp_path
     assert annotated.isOpened() and int(annotated.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
 
 
+def test_export_checks_the_fp32_graph_against_fp32_torch_under_bf16(trained_model, tmp_path, monkeypatch):
+    """`ferbench bench --precision bf16 --pipeline` exports too: its reference must not be bf16 PyTorch,
+    which differs from the fp32 graph by more than the tolerance and refused every export."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from ferbench import export, precision
+    from ferbench.cli import load_zoo
+
+    seen = []
+    reference = export.predict_proba
+    monkeypatch.setattr(export, "predict_proba", lambda *a, **k: seen.append(precision.setting()) or reference(*a, **k))
+    with precision.using("bf16"):
+        report = export.export_onnx(trained_model, load_zoo(None).catalog.build, tmp_path / "model.onnx")
+        assert precision.setting() == "bf16"  # restored after the check
+    assert seen == ["fp32"] and report["max_abs_difference"] < 1e-5
+
+
 def test_export_onnx_and_predict_with_onnxruntime_match_torch(trained_model, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
