@@ -372,7 +372,8 @@ def pipeline_photo(face: np.ndarray, side: int) -> np.ndarray:
 def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes: list[int], config: BenchConfig,
                    detector: str = "auto", batch_size: int = 64, video_frames: int = 60,
                    data_options: dict[str, Any] | None = None, workers: list[int] | None = None) -> list[BenchRow]:
-    """``ferbench predict`` as a user runs it, per backend (torch, and onnxruntime where installed):
+    """``ferbench predict`` as a user runs it, per backend (torch, and onnxruntime where installed, and the
+    model folder's int8 graph where ``ferbench export --int8`` wrote one):
 
     - phase ``classifier``: face crops/s of the classifier alone (the dataset's faces at the model's size,
       ``config.batch_sizes[0]`` per call);
@@ -392,7 +393,7 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
     from ferbench.faces import resolve_detector, to_color
     from ferbench.predict import load_classifier, predict
 
-    _, record = read_model_record(model_path)
+    directory, record = read_model_record(model_path)
     workers = sorted(set(workers or [1, threads.available_cores()]))
     faces, labels = pipeline_faces(zoo, dataset, count, data_options)
     detector_name = resolve_detector(detector)[0]
@@ -410,20 +411,24 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
         return row
 
     with tempfile.TemporaryDirectory(prefix="ferbench-pipeline-") as folder:
-        models = {"torch": Path(model_path)}
+        # Row label -> (model file or folder, predict backend).
+        models = {"torch": (Path(model_path), "torch")}
         try:
-            from ferbench.export import export_onnx
+            from ferbench.export import INT8_FILE, export_onnx
 
-            models["onnxruntime"] = Path(export_onnx(model_path, zoo.catalog.build, Path(folder) / "model.onnx")["path"])
+            exported = export_onnx(model_path, zoo.catalog.build, Path(folder) / "model.onnx")
+            models["onnxruntime"] = (Path(exported["path"]), "onnxruntime")
+            if (directory / INT8_FILE).is_file():  # written by `ferbench export --int8`, calibrated on real faces
+                models["onnxruntime-int8"] = (directory / INT8_FILE, "onnxruntime")
         except ConfigError as error:  # onnxruntime not installed: the torch rows still come
             rows.append(BenchRow(str(model_path), "onnxruntime", "classifier", config.batch_sizes[0], size, in_chans,
                                  params, None, error=str(error)[:200], detector=detector_name))
         colour = "grey" if in_chans == 1 else "rgb"
         crops = np.stack([to_color(cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA), colour)
                           for face in faces])
-        for backend, path in models.items():
+        for label, (path, backend) in models.items():
             classifier = load_classifier(path, zoo.catalog.build, config.device, backend, config.batch_sizes[0])
-            timed(BenchRow(str(model_path), backend, "classifier", config.batch_sizes[0], size, in_chans, params, None,
+            timed(BenchRow(str(model_path), label, "classifier", config.batch_sizes[0], size, in_chans, params, None,
                            detector=None), lambda: classifier.probabilities(crops), len(crops))
         for side in sizes:
             photos = Path(folder) / f"photos-{side}"
@@ -431,9 +436,9 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
             for index, face in enumerate(faces):
                 photo = pipeline_photo(face, side)
                 cv2.imwrite(str(photos / f"{index:05d}.png"), photo[..., ::-1] if photo.ndim == 3 else photo)
-            for (backend, path), processes in itertools.product(models.items(), workers):
+            for (label, (path, backend)), processes in itertools.product(models.items(), workers):
                 results: list[Any] = []
-                row = timed(BenchRow(str(model_path), f"predict-{backend}", "pipeline", batch_size, side, in_chans,
+                row = timed(BenchRow(str(model_path), f"predict-{label}", "pipeline", batch_size, side, in_chans,
                                      params, None, detector=detector_name, workers=processes),
                             lambda: results.append(predict(path, [photos], zoo.catalog.build, config.device,
                                                            batch_size, detect=detector, backend=backend,
@@ -444,9 +449,9 @@ def bench_pipeline(zoo, model_path: str | Path, dataset: str, count: int, sizes:
                     largest = {int(Path(r["file"]).stem): r["predicted"] for r in results[-1].faces if r["face"] == 0}
                     row.accuracy = float(np.mean([largest.get(i) == label for i, label in enumerate(labels)]))
         clip = write_face_clip(Path(folder) / "clip.avi", faces[0], video_frames)
-        for backend, path in models.items():
+        for label, (path, backend) in models.items():
             found = []
-            row = timed(BenchRow(str(model_path), f"predict-{backend}", "video", batch_size, 640, in_chans, params,
+            row = timed(BenchRow(str(model_path), f"predict-{label}", "video", batch_size, 640, in_chans, params,
                                  None, detector=detector_name),
                         lambda: found.append(len(predict(path, [clip], zoo.catalog.build, config.device, batch_size,
                                                          detect=detector, backend=backend).faces)),

@@ -8,8 +8,16 @@ saved model's whole ``model.json`` record (face pipeline included) are in the fi
 key ``ferbench`` (JSON), so ``ferbench predict --model model.onnx`` works from the file alone.
 
 An export is verified before it is written: ONNX Runtime's probabilities on sample crops (seeded noise
-and smooth gradients) must match PyTorch's within ``tolerance``, else nothing is written. Exported with the TorchScript-based exporter (``dynamo=False``): it needs no onnxscript and
-handles the compact nets and timm models alike; opset 17.
+and smooth gradients) must match PyTorch's within ``tolerance``, else nothing is written. Exported with the
+TorchScript-based exporter (``dynamo=False``): it needs no onnxscript and handles the compact nets and timm
+models alike; opset 17.
+
+``--int8`` writes ``model-int8.onnx`` beside it: the verified fp32 graph after ONNX Runtime's static int8
+quantisation (QDQ), its activation ranges calibrated on real faces (by default the model's own training
+set, never a test split). An int8 graph cannot match fp32 to 1e-4, so it is checked on other faces of the
+same set instead: its class must agree with the fp32 graph's on at least ``min_agreement`` of them, else
+nothing is written; the agreement, the calibration faces and their source are in its metadata. Its
+accuracy is what ``ferbench eval --model model-int8.onnx`` measures, like any model's.
 """
 
 from __future__ import annotations
@@ -27,13 +35,14 @@ import torch
 from torch import nn
 
 from ferbench import precision
-from ferbench.checkpoint import load_model
+from ferbench.checkpoint import load_model, read_model_record
 from ferbench.data import InputSpec
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.files import atomic_path
-from ferbench.training import predict_proba
+from ferbench.training import predict_proba, tta_views
 
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model-int8.onnx"
 METADATA_KEY = "ferbench"
 METADATA_SCHEMA = "ferbench.onnx/1"
 OPSET = 17
@@ -75,9 +84,14 @@ def sample_crops(spec: InputSpec, count: int = 32, seed: int = 0) -> np.ndarray:
 
 
 def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: str | Path | None = None,
-                tolerance: float = 1e-4) -> dict[str, Any]:
+                tolerance: float = 1e-4, int8_faces: np.ndarray | None = None,
+                int8_source: dict[str, Any] | None = None, min_agreement: float = 0.95) -> dict[str, Any]:
     """Export the saved model at ``model_path`` to ``out`` (default: ``model.onnx`` in its folder) after
-    checking it against PyTorch on sample crops; returns what was checked and written."""
+    checking it against PyTorch on sample crops; returns what was checked and written.
+
+    With ``int8_faces`` (uint8 faces, any size; ``int8_source`` says where they came from), the file is the
+    int8 graph instead (default ``model-int8.onnx``): calibrated on the first half of the faces, checked
+    against the fp32 graph on the second half."""
     _onnxruntime()  # before any work: the error says what to install
     import onnx
 
@@ -86,31 +100,82 @@ def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: st
     directory = directory.parent if directory.suffix == ".json" else directory
     wrapper = CropsToProbabilities(model.float().eval(), spec).eval()
     samples = sample_crops(spec)
-    proto = onnx.load_from_string(to_onnx(wrapper, torch.from_numpy(samples[:2]), "crops", "probabilities"))
+    graph = to_onnx(wrapper, torch.from_numpy(samples[:2]), "crops", "probabilities")
     metadata = {"schema": METADATA_SCHEMA, "classes": list(record["classes"]),
                 "input": {"layout": "NHW (grey)" if spec.in_chans == 1 else "NHWC (RGB)", "dtype": "uint8",
                           "image_size": spec.image_size, "in_chans": spec.in_chans, "scale": 1 / 255,
                           "mean": list(spec.mean), "std": list(spec.std)},
                 "output": "probabilities (softmax over classes)", "model": record, "torch": torch.__version__}
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
-    data = proto.SerializeToString()
+    data = with_metadata(graph, metadata)
     # The graph computes in fp32, so it is checked against fp32 PyTorch even under --precision bf16.
     with precision.using("fp32"):
         expected = predict_proba(model, samples, spec, torch.device("cpu"), batch_size=64)
-    got = OnnxClassifier(data)(samples)
+    fp32 = OnnxClassifier(data)
+    got = fp32(samples)
     difference = float(np.abs(got - expected).max())
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
     report = {"source": str(directory), "crops": len(samples), "max_abs_difference": difference,
-              "argmax_agreement": agreement, "tolerance": tolerance, "opset": OPSET, "bytes": len(data)}
+              "argmax_agreement": agreement, "tolerance": tolerance, "opset": OPSET}
     if not difference <= tolerance:
         raise CheckpointError(f"ONNX export of {directory} differs from PyTorch by {difference:.2e} on "
                               f"{len(samples)} crops (tolerance {tolerance:.0e}); nothing written")
-    target = Path(out) if out is not None else directory / ONNX_FILE
+    default_name = ONNX_FILE
+    if int8_faces is not None:
+        default_name = INT8_FILE
+        crops = fp32.crops(int8_faces)[0]
+        if len(crops) < 2:
+            raise ConfigError(f"int8 calibration needs at least 2 faces, got {len(crops)}")
+        calibration, check = crops[:len(crops) // 2], crops[len(crops) // 2:]
+        quantized = quantize_int8(graph, [{"crops": calibration[start:start + 64]}
+                                          for start in range(0, len(calibration), 64)])
+        int8 = {"format": "int8 static quantisation, QDQ (ONNX Runtime), uint8 activations, int8 weights",
+                "calibration_faces": len(calibration), "checked_faces": len(check), **(int8_source or {})}
+        data = with_metadata(quantized, {**metadata, "int8": int8})
+        reference = fp32(check)
+        got = OnnxClassifier(data)(check)
+        int8.update(argmax_agreement=float((got.argmax(1) == reference.argmax(1)).mean()),
+                    max_abs_difference=float(np.abs(got - reference).max()), min_agreement=min_agreement)
+        data = with_metadata(quantized, {**metadata, "int8": int8})
+        report["int8"] = int8
+        if not int8["argmax_agreement"] >= min_agreement:
+            raise CheckpointError(f"the int8 graph of {directory} picks the fp32 graph's class on only "
+                                  f"{int8['argmax_agreement']:.1%} of {len(check)} faces (at least "
+                                  f"{min_agreement:.0%} required); nothing written")
+    target = Path(out) if out is not None else directory / default_name
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
-    return {**report, "path": str(target)}
+    return {**report, "bytes": len(data), "path": str(target)}
+
+
+def calibration_faces(zoo, model_path: str | Path, dataset: str | None, count: int, seed: int = 0
+                      ) -> tuple[np.ndarray, dict[str, Any]]:
+    """``count`` faces (seeded draw) from the training split of ``dataset`` (default: the model's own training
+    set, so no test face shapes the int8 ranges), and where they came from."""
+    from ferbench.protocols import TRAIN_SPLIT
+
+    _, record = read_model_record(model_path)
+    name = dataset or (record.get("trained_by") or {}).get("dataset")
+    if not name:
+        raise ConfigError(f"--int8: {model_path} does not name its training set; pass --calibration-dataset")
+    data = zoo.dataset(name).load()
+    part = data.split(TRAIN_SPLIT) if TRAIN_SPLIT in data.split_names else data
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(part))[:count])
+    return part.images[chosen], {"dataset": data.name, "split": TRAIN_SPLIT if part is not data else "all",
+                                 "seed": seed}
+
+
+def with_metadata(graph: bytes, metadata: dict[str, Any]) -> bytes:
+    """``graph`` with ``metadata`` as JSON under the ``ferbench`` key (replacing any earlier one)."""
+    import onnx
+
+    proto = onnx.load_from_string(graph)
+    kept = [entry for entry in proto.metadata_props if entry.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    return proto.SerializeToString()
 
 
 def to_onnx(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str) -> bytes:
@@ -175,10 +240,27 @@ class OnnxClassifier:
         self.record: dict[str, Any] = self.metadata["model"]
         self.classes = tuple(self.metadata["classes"])
 
-    def __call__(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        outputs = [self.session.run(None, {"crops": np.ascontiguousarray(crops[start:start + batch_size])})[0]
-                   for start in range(0, len(crops), batch_size)]
+    def __call__(self, crops: np.ndarray, batch_size: int = 256, tta: str = "none") -> np.ndarray:
+        """Probabilities for uint8 faces: crops at the model's size as they are; faces of another size are
+        resized as the PyTorch path resizes them; with ``tta``, the mean over the test-time views."""
+        outputs = []
+        for start in range(0, len(crops), batch_size):
+            views = self.crops(crops[start:start + batch_size], tta)
+            outputs.append(np.mean([self.session.run(None, {"crops": view})[0] for view in views], axis=0))
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.classes)), np.float32)
+
+    def crops(self, faces: np.ndarray, tta: str = "none") -> list[np.ndarray]:
+        """uint8 faces -> one array per test-time view in the graph's input layout. Crops already at the
+        model's size pass through untouched; other sizes are resized as the PyTorch path resizes them, then
+        rounded to uint8 (the graph's input type)."""
+        spec = self.metadata["input"]
+        grey = spec["in_chans"] == 1
+        if tta == "none" and faces.shape[1:] == (spec["image_size"],) * 2 + (() if grey else (3,)):
+            return [np.ascontiguousarray(faces)]
+        resize = InputSpec(spec["in_chans"], spec["image_size"], tuple(spec["mean"]), tuple(spec["std"]))
+        x = resize.pixels(torch.from_numpy(np.ascontiguousarray(faces))).mul_(255).round_()
+        return [np.ascontiguousarray((view[:, 0] if grey else view.permute(0, 2, 3, 1)).to(torch.uint8).numpy())
+                for view in tta_views(x, tta)]
 
 
 def _onnxruntime():

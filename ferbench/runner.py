@@ -559,7 +559,8 @@ def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: 
 def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_name: str, split: str | None = None,
              device: str = "auto", out_dir: Path = Path("results"), batch_size: int = 256, tta: str | None = None,
              console: Console | None = None) -> list[dict[str, Any]]:
-    """Score a model saved by ``ferbench run`` on a dataset, over the classes the two share.
+    """Score a model saved by ``ferbench run`` (or a ``.onnx`` file from ``ferbench export``, labelled
+    ``int8:<method>`` when quantised) on a dataset, over the classes the two share.
 
     Several models are an ensemble: their probabilities are averaged (every member must have the same
     classes), and the record's method is labelled ``ensemble[N]:<method>``. ``tta``: the test-time
@@ -570,9 +571,9 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
     if not paths:
         raise ConfigError("ferbench eval needs at least one --model")
     torch_device = resolve_device(device)
-    members = [(path, *load_model(path, zoo.catalog.build)) for path in paths]
-    classes = tuple(members[0][3]["classes"])
-    for path, _, _, record in members[1:]:
+    members = [(path, *load_scorer(path, zoo.catalog.build, torch_device, batch_size)) for path in paths]
+    classes = tuple(members[0][1]["classes"])
+    for path, record, *_ in members[1:]:
         if tuple(record["classes"]) != classes:
             raise ConfigError(f"--model {path}: an ensemble's models must share their classes; it has "
                               f"{record['classes']}, {paths[0]} has {list(classes)}")
@@ -588,12 +589,14 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         tests = {s: dataset.split(s) for s in evaluation_splits(dataset)}
     else:
         tests = {"all": dataset}
-    trained_by = members[0][3].get("trained_by") or {}
-    method_name = trained_by.get("method") or members[0][3]["component"]
-    views = [tta or (record.get("trained_by") or {}).get("tta") or "none" for _, _, _, record in members]
+    trained_by = members[0][1].get("trained_by") or {}
+    views = [tta or (record.get("trained_by") or {}).get("tta") or "none" for _, record, *_ in members]
+    # An int8 graph is another model than its fp32 source: labelled so, never averaged into its rows.
+    names = [("int8:" if "int8" in backend else "") + ((record.get("trained_by") or {}).get("method")
+                                                      or record["component"]) for _, record, _, backend in members]
+    method_name = names[0]
     if len(members) > 1:
-        names = {(record.get("trained_by") or {}).get("method") or record["component"] for *_, record in members}
-        method_name = f"ensemble[{len(members)}]:" + ("+".join(sorted(names)))
+        method_name = f"ensemble[{len(members)}]:" + ("+".join(sorted(set(names))))
     run_id, run_dir = claim_run_dir(out_dir, method_name, dataset.name, "eval", int(trained_by.get("seed", 0)))
     fold_dir = run_dir / "eval"
     fold_dir.mkdir()
@@ -602,16 +605,16 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         config.update(model=[str(p) for p in paths], tta=views)
     common = {
         "schema": "ferbench.result/1", "run_id": run_id, "method": method_name,
-        "components": {"classifier": members[0][3]["component"]}, "dataset": dataset.name,
+        "components": {"classifier": members[0][1]["component"]}, "dataset": dataset.name,
         "train_dataset": trained_by.get("dataset", "?"), "protocol": "eval", "seed": int(trained_by.get("seed", 0)),
         "config": config, "device": device_info(torch_device),
         "git": git_info(), "environment": environment({n: p.version for n, p in zoo.plugins.plugins.items()}),
-        "model": {"path": str(paths[0]), "trained_by": trained_by},
+        "model": {"path": str(paths[0]), "trained_by": trained_by, **members[0][3]},
         "command": {"argv": list(sys.argv), "line": command_line(sys.argv), "cwd": os.getcwd()},
     }
     if len(members) > 1:
-        common["ensemble"] = [{"path": str(path), "trained_by": record.get("trained_by") or {}, "tta": view}
-                              for (path, _, _, record), view in zip(members, views)]
+        common["ensemble"] = [{"path": str(path), "trained_by": record.get("trained_by") or {}, "tta": view, **backend}
+                              for (path, record, _, backend), view in zip(members, views)]
     if load_reports:
         common["load_reports"] = load_reports
     console.print(f"[bold]{method_name}[/] (trained on {common['train_dataset']}) evaluated on [bold]{dataset.name}[/]")
@@ -621,8 +624,7 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         if len(aligned) == 0:
             raise DatasetError(f"{dataset.name} [{name}] has no images of the model's classes {list(classes)}")
         started = time.perf_counter()
-        probabilities = ensemble_proba([(model, spec) for _, model, spec, _ in members], aligned.images,
-                                       torch_device, batch_size, views)
+        probabilities = ensemble_proba([score for _, _, score, _ in members], aligned.images, views)
         seconds = time.perf_counter() - started
         record = _record(common, "eval", name, None, test, aligned, classes, probabilities, {},
                          {"predict_s": seconds, "predict_images_per_s": len(aligned) / max(seconds, 1e-9)},
@@ -632,11 +634,26 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
     return records
 
 
-def ensemble_proba(members: Sequence[tuple[Any, Any]], images: np.ndarray, device: torch.device, batch_size: int,
+def load_scorer(path: Path, build, device: torch.device, batch_size: int
+                ) -> tuple[dict[str, Any], Callable[[np.ndarray, str], np.ndarray], dict[str, Any]]:
+    """A saved model's record, its scorer ``(uint8 images, tta) -> probabilities`` and what runs it: the
+    PyTorch model, or ONNX Runtime for a ``.onnx`` file written by ``ferbench export`` (int8 ones too)."""
+    if path.suffix == ".onnx":
+        from ferbench.export import OnnxClassifier
+
+        if not path.is_file():
+            raise ConfigError(f"--model {path}: no such file")
+        onnx = OnnxClassifier(path)
+        backend = {"backend": "onnxruntime", **({"int8": onnx.metadata["int8"]} if "int8" in onnx.metadata else {})}
+        return onnx.record, lambda images, tta: onnx(images, batch_size, tta), backend
+    model, spec, record = load_model(path, build)
+    return record, lambda images, tta: predict_proba(model, images, spec, device, batch_size, tta), {"backend": "torch"}
+
+
+def ensemble_proba(members: Sequence[Callable[[np.ndarray, str], np.ndarray]], images: np.ndarray,
                    tta: Sequence[str]) -> np.ndarray:
-    """The mean of the members' class probabilities (each model with its own input spec and TTA views)."""
-    return np.mean([predict_proba(model, images, spec, device, batch_size, view)
-                    for (model, spec), view in zip(members, tta)], axis=0)
+    """The mean of the members' class probabilities (each scorer with its own TTA views)."""
+    return np.mean([score(images, view) for score, view in zip(members, tta)], axis=0)
 
 
 def _load_reports(console: Console, datasets: Iterable[Dataset | None]) -> dict[str, Any]:

@@ -162,9 +162,15 @@ def test_pipeline_rows_per_backend_photos_and_video(zoo, tmp_path):
 
     model = saved_tinycnn(zoo, tmp_path / "model")
     options = {"train_subjects": 1, "test_subjects": 2, "per_class": 2}
+    backends = ["torch"]
+    if importlib.util.find_spec("onnxruntime"):  # and the folder's int8 graph, as `ferbench export --int8` writes it
+        from ferbench.export import export_onnx
+
+        export_onnx(model, zoo.catalog.build, int8_faces=pipeline_faces(zoo, "synthetic", 16, options)[0],
+                    min_agreement=0)
+        backends += ["onnxruntime", "onnxruntime-int8"]
     rows = bench_pipeline(zoo, model, "synthetic", 12, [96], tiny_config(reps=1), detector="haar", video_frames=6,
                           data_options=options, workers=[2, 1])
-    backends = ["torch", "onnxruntime"] if importlib.util.find_spec("onnxruntime") else ["torch"]
     assert [(r.mode, r.phase, r.workers) for r in rows if r.error is None] == [
         *((b, "classifier", None) for b in backends),
         *((f"predict-{b}", "pipeline", w) for b in backends for w in (1, 2)),

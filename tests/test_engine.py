@@ -219,7 +219,8 @@ def test_an_ensemble_is_the_mean_of_its_members_probabilities(fp32):
     first, second = tiny_model(), tiny_model()
     torch.nn.init.normal_(second[3].weight)
     device = torch.device("cpu")
-    mean = ensemble_proba([(first, spec), (second, spec)], images, device, 4, ["none", "flip"])
+    members = [lambda batch, tta, model=model: predict_proba(model, batch, spec, device, 4, tta) for model in (first, second)]
+    mean = ensemble_proba(members, images, ["none", "flip"])
     expected = (predict_proba(first, images, spec, device) + predict_proba(second, images, spec, device, tta="flip")) / 2
     assert np.allclose(mean, expected)
 

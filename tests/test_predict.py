@@ -221,3 +221,52 @@ def test_export_onnx_and_predict_with_onnxruntime_match_torch(trained_model, tmp
     with pytest.raises(ConfigError, match="exported from another model"):
         runner.invoke(app, ["predict", "--model", str(model), str(inputs), "--backend", "onnxruntime"],
                       catch_exceptions=False)
+
+
+def test_export_int8_calibrates_on_training_faces_and_eval_scores_the_file(trained_model, tmp_path):
+    """`ferbench export --int8`: an int8 graph (QDQ around the convolutions), calibrated and checked on real
+    faces, named in its metadata; `ferbench eval` scores it (and the fp32 file) like a saved model, TTA too."""
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    import shutil
+
+    import numpy as np
+    import torch
+
+    from ferbench.cli import load_zoo
+    from ferbench.export import OnnxClassifier
+    from ferbench.runner import evaluate, load_scorer
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    faces = tmp_path / "faces"
+    for split, count in (("train", 12), ("test", 4)):
+        for i in range(count):
+            for label, smile in (("happy", 1.0), ("neutral", 0.0)):
+                write_image(faces / split / label / f"{i}.png", draw_face(36, smile=smile, skin=150 + 7 * i))
+    with pytest.raises(ConfigError, match="--min-agreement must be between 0 and 1"):
+        runner.invoke(app, ["export", "--model", str(model), "--int8", "--min-agreement", "2"], catch_exceptions=False)
+    done = runner.invoke(app, ["export", "--model", str(model), "--int8", "--calibration-dataset", str(faces),
+                               "--calibration-images", "20", "--min-agreement", "0.5"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert "int8: calibrated on 10 " in done.output and "ferbench eval --model" in done.output
+    int8_file = model / "model-int8.onnx"
+    ops = {node.op_type for node in onnx.load(str(int8_file)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    quantized = OnnxClassifier(int8_file).metadata["int8"]
+    assert quantized["calibration_faces"] == quantized["checked_faces"] == 10 and quantized["split"] == "train"
+    assert quantized["argmax_agreement"] >= 0.5 and quantized["min_agreement"] == 0.5
+    assert not (model / "model.onnx").exists()  # --int8 writes only the int8 file
+
+    # Scored by eval: labelled int8, with what ran it; the fp32 file scores as the PyTorch model does.
+    (record,) = evaluate(load_zoo(None), [int8_file], str(faces), split="test", device="cpu", out_dir=tmp_path / "r")
+    assert record["method"] == "int8:example-tinycnn" and record["model"]["backend"] == "onnxruntime"
+    assert record["model"]["int8"]["calibration_faces"] == 10 and record["metrics"]["accuracy"] is not None
+    runner.invoke(app, ["export", "--model", str(model)], catch_exceptions=False)
+    images = np.stack([draw_face(32, smile=smile) for smile in (0.0, 0.5, 1.0)])  # at the model's size
+    _, torch_scorer, _ = load_scorer(model, load_zoo(None).catalog.build, torch.device("cpu"), 8)
+    _, onnx_scorer, backend = load_scorer(model / "model.onnx", None, None, 8)
+    assert backend == {"backend": "onnxruntime"}
+    for tta in ("none", "flip", "flip-shift"):
+        assert onnx_scorer(images, tta) == pytest.approx(torch_scorer(images, tta), abs=1e-4)
+    assert not np.allclose(onnx_scorer(images, "none"), onnx_scorer(images, "flip-shift"))
