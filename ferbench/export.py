@@ -93,8 +93,6 @@ def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: st
     int8 graph instead (default ``model-int8.onnx``): calibrated on the first half of the faces, checked
     against the fp32 graph on the second half."""
     _onnxruntime()  # before any work: the error says what to install
-    import onnx
-
     model, spec, record = load_model(model_path, build)
     directory = Path(model_path).expanduser()
     directory = directory.parent if directory.suffix == ".json" else directory
@@ -128,15 +126,13 @@ def export_onnx(model_path: str | Path, build: Callable[..., nn.Module], out: st
         calibration, check = crops[:len(crops) // 2], crops[len(crops) // 2:]
         quantized = quantize_int8(graph, [{"crops": calibration[start:start + 64]}
                                           for start in range(0, len(calibration), 64)])
+        reference, got = fp32(check), OnnxClassifier(with_metadata(quantized, metadata))(check)
         int8 = {"format": "int8 static quantisation, QDQ (ONNX Runtime), uint8 activations, int8 weights",
-                "calibration_faces": len(calibration), "checked_faces": len(check), **(int8_source or {})}
-        data = with_metadata(quantized, {**metadata, "int8": int8})
-        reference = fp32(check)
-        got = OnnxClassifier(data)(check)
-        int8.update(argmax_agreement=float((got.argmax(1) == reference.argmax(1)).mean()),
-                    max_abs_difference=float(np.abs(got - reference).max()), min_agreement=min_agreement)
-        data = with_metadata(quantized, {**metadata, "int8": int8})
+                "calibration_faces": len(calibration), "checked_faces": len(check), **(int8_source or {}),
+                "argmax_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),
+                "max_abs_difference": float(np.abs(got - reference).max()), "min_agreement": min_agreement}
         report["int8"] = int8
+        data = with_metadata(quantized, {**metadata, "int8": int8})
         if not int8["argmax_agreement"] >= min_agreement:
             raise CheckpointError(f"the int8 graph of {directory} picks the fp32 graph's class on only "
                                   f"{int8['argmax_agreement']:.1%} of {len(check)} faces (at least "

@@ -148,7 +148,8 @@ class FaceClassifier:
 
     record: dict[str, Any]
     backend: str
-    probabilities: Callable[[np.ndarray], np.ndarray]
+    probabilities: Callable[..., np.ndarray]  # (uint8 crops, tta="none") -> (N, classes)
+    int8: dict[str, Any] | None = None  # how the graph was quantised (``ferbench export --int8``), if it was
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -177,9 +178,10 @@ def load_classifier(model_path: Path, build: Callable[..., Any], device: torch.d
                               f"export it again with `ferbench export --model {directory}`")
     else:
         model, input_spec, record = load_model(path, build)
-        return FaceClassifier(record, "torch",
-                              lambda crops: predict_proba(model, crops, input_spec, device, batch_size))
-    return FaceClassifier(onnx.record, "onnxruntime", lambda crops: onnx(crops, batch_size))
+        return FaceClassifier(record, "torch", lambda crops, tta="none": predict_proba(model, crops, input_spec, device,
+                                                                                       batch_size, tta))
+    return FaceClassifier(onnx.record, "onnxruntime", lambda crops, tta="none": onnx(crops, batch_size, tta),
+                          onnx.metadata.get("int8"))
 
 
 def predict(model_path: Path, paths: list[Path], build: Callable[..., Any], device: torch.device,

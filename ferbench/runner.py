@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ferbench import distributed, robustness, threads
 from ferbench.calibration import apply_temperature, calibration_scores, fit_temperature, reliability_bins
-from ferbench.checkpoint import TrainingCheckpoint, load_model
+from ferbench.checkpoint import TrainingCheckpoint
 from ferbench.data import Dataset
 from ferbench.errors import ConfigError, DatasetError, RunInterrupted, TrainingDiverged, unknown_name
 from ferbench.files import jsonable, write_json
@@ -47,7 +47,7 @@ from ferbench.tables import result_table
 from ferbench.plugins import PLUGINS_ENV
 from ferbench.results import (RUN_MANIFEST, RUN_SCHEMA, claim_run_dir, command_line, device_info, environment,
                               git_info, now_iso, read_run_manifest, slug, validate_result, write_result)
-from ferbench.training import check_config, predict_proba, seed_everything
+from ferbench.training import check_config, seed_everything
 
 
 @dataclass
@@ -570,13 +570,15 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
     paths = [Path(model_path)] if isinstance(model_path, (str, Path)) else [Path(p) for p in model_path]
     if not paths:
         raise ConfigError("ferbench eval needs at least one --model")
+    from ferbench.predict import load_classifier  # OpenCV and the face pipeline load only for eval
+
     torch_device = resolve_device(device)
-    members = [(path, *load_scorer(path, zoo.catalog.build, torch_device, batch_size)) for path in paths]
-    classes = tuple(members[0][1]["classes"])
-    for path, record, *_ in members[1:]:
-        if tuple(record["classes"]) != classes:
+    members = [(path, load_classifier(path, zoo.catalog.build, torch_device, batch_size=batch_size)) for path in paths]
+    classes = members[0][1].classes
+    for path, member in members[1:]:
+        if member.classes != classes:
             raise ConfigError(f"--model {path}: an ensemble's models must share their classes; it has "
-                              f"{record['classes']}, {paths[0]} has {list(classes)}")
+                              f"{list(member.classes)}, {paths[0]} has {list(classes)}")
     source = zoo.dataset(dataset_name)
     with console.status(f"loading {source.name}"):
         dataset = source.load()
@@ -589,11 +591,12 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         tests = {s: dataset.split(s) for s in evaluation_splits(dataset)}
     else:
         tests = {"all": dataset}
-    trained_by = members[0][1].get("trained_by") or {}
-    views = [tta or (record.get("trained_by") or {}).get("tta") or "none" for _, record, *_ in members]
+    trained_by = members[0][1].record.get("trained_by") or {}
+    views = [tta or (member.record.get("trained_by") or {}).get("tta") or "none" for _, member in members]
     # An int8 graph is another model than its fp32 source: labelled so, never averaged into its rows.
-    names = [("int8:" if "int8" in backend else "") + ((record.get("trained_by") or {}).get("method")
-                                                      or record["component"]) for _, record, _, backend in members]
+    names = [("int8:" if member.int8 else "") + ((member.record.get("trained_by") or {}).get("method")
+                                                 or member.record["component"]) for _, member in members]
+    runs_on = [{"backend": member.backend, **({"int8": member.int8} if member.int8 else {})} for _, member in members]
     method_name = names[0]
     if len(members) > 1:
         method_name = f"ensemble[{len(members)}]:" + ("+".join(sorted(set(names))))
@@ -605,16 +608,16 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         config.update(model=[str(p) for p in paths], tta=views)
     common = {
         "schema": "ferbench.result/1", "run_id": run_id, "method": method_name,
-        "components": {"classifier": members[0][1]["component"]}, "dataset": dataset.name,
+        "components": {"classifier": members[0][1].record["component"]}, "dataset": dataset.name,
         "train_dataset": trained_by.get("dataset", "?"), "protocol": "eval", "seed": int(trained_by.get("seed", 0)),
         "config": config, "device": device_info(torch_device),
         "git": git_info(), "environment": environment({n: p.version for n, p in zoo.plugins.plugins.items()}),
-        "model": {"path": str(paths[0]), "trained_by": trained_by, **members[0][3]},
+        "model": {"path": str(paths[0]), "trained_by": trained_by, **runs_on[0]},
         "command": {"argv": list(sys.argv), "line": command_line(sys.argv), "cwd": os.getcwd()},
     }
     if len(members) > 1:
-        common["ensemble"] = [{"path": str(path), "trained_by": record.get("trained_by") or {}, "tta": view, **backend}
-                              for (path, record, _, backend), view in zip(members, views)]
+        common["ensemble"] = [{"path": str(path), "trained_by": member.record.get("trained_by") or {}, "tta": view, **runs}
+                              for (path, member), view, runs in zip(members, views, runs_on)]
     if load_reports:
         common["load_reports"] = load_reports
     console.print(f"[bold]{method_name}[/] (trained on {common['train_dataset']}) evaluated on [bold]{dataset.name}[/]")
@@ -624,7 +627,7 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         if len(aligned) == 0:
             raise DatasetError(f"{dataset.name} [{name}] has no images of the model's classes {list(classes)}")
         started = time.perf_counter()
-        probabilities = ensemble_proba([score for _, _, score, _ in members], aligned.images, views)
+        probabilities = ensemble_proba([member.probabilities for _, member in members], aligned.images, views)
         seconds = time.perf_counter() - started
         record = _record(common, "eval", name, None, test, aligned, classes, probabilities, {},
                          {"predict_s": seconds, "predict_images_per_s": len(aligned) / max(seconds, 1e-9)},
@@ -632,22 +635,6 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         records.append(record)
         _print_summary(console, record)
     return records
-
-
-def load_scorer(path: Path, build, device: torch.device, batch_size: int
-                ) -> tuple[dict[str, Any], Callable[[np.ndarray, str], np.ndarray], dict[str, Any]]:
-    """A saved model's record, its scorer ``(uint8 images, tta) -> probabilities`` and what runs it: the
-    PyTorch model, or ONNX Runtime for a ``.onnx`` file written by ``ferbench export`` (int8 ones too)."""
-    if path.suffix == ".onnx":
-        from ferbench.export import OnnxClassifier
-
-        if not path.is_file():
-            raise ConfigError(f"--model {path}: no such file")
-        onnx = OnnxClassifier(path)
-        backend = {"backend": "onnxruntime", **({"int8": onnx.metadata["int8"]} if "int8" in onnx.metadata else {})}
-        return onnx.record, lambda images, tta: onnx(images, batch_size, tta), backend
-    model, spec, record = load_model(path, build)
-    return record, lambda images, tta: predict_proba(model, images, spec, device, batch_size, tta), {"backend": "torch"}
 
 
 def ensemble_proba(members: Sequence[Callable[[np.ndarray, str], np.ndarray]], images: np.ndarray,

@@ -235,7 +235,8 @@ def test_export_int8_calibrates_on_training_faces_and_eval_scores_the_file(train
 
     from ferbench.cli import load_zoo
     from ferbench.export import OnnxClassifier
-    from ferbench.runner import evaluate, load_scorer
+    from ferbench.predict import load_classifier
+    from ferbench.runner import evaluate
 
     model = tmp_path / "model"
     shutil.copytree(trained_model, model)
@@ -264,9 +265,9 @@ def test_export_int8_calibrates_on_training_faces_and_eval_scores_the_file(train
     assert record["model"]["int8"]["calibration_faces"] == 10 and record["metrics"]["accuracy"] is not None
     runner.invoke(app, ["export", "--model", str(model)], catch_exceptions=False)
     images = np.stack([draw_face(32, smile=smile) for smile in (0.0, 0.5, 1.0)])  # at the model's size
-    _, torch_scorer, _ = load_scorer(model, load_zoo(None).catalog.build, torch.device("cpu"), 8)
-    _, onnx_scorer, backend = load_scorer(model / "model.onnx", None, None, 8)
-    assert backend == {"backend": "onnxruntime"}
+    torch_scorer = load_classifier(model, load_zoo(None).catalog.build, torch.device("cpu"), batch_size=2)
+    onnx_scorer = load_classifier(model / "model.onnx", None, torch.device("cpu"), batch_size=2)
+    assert (onnx_scorer.backend, onnx_scorer.int8) == ("onnxruntime", None)
     for tta in ("none", "flip", "flip-shift"):
-        assert onnx_scorer(images, tta) == pytest.approx(torch_scorer(images, tta), abs=1e-4)
-    assert not np.allclose(onnx_scorer(images, "none"), onnx_scorer(images, "flip-shift"))
+        assert onnx_scorer.probabilities(images, tta) == pytest.approx(torch_scorer.probabilities(images, tta), abs=1e-4)
+    assert not np.allclose(onnx_scorer.probabilities(images), onnx_scorer.probabilities(images, "flip-shift"))
