@@ -162,13 +162,11 @@ def calibration_faces(zoo, model_path: str | Path, dataset: str | None, count: i
 
 
 def with_metadata(graph: bytes, metadata: dict[str, Any]) -> bytes:
-    """``graph`` with ``metadata`` as JSON under the ``ferbench`` key (replacing any earlier one)."""
+    """``graph`` (as exported or quantised, without ferbench's metadata) with ``metadata`` as JSON under the
+    ``ferbench`` key."""
     import onnx
 
     proto = onnx.load_from_string(graph)
-    kept = [entry for entry in proto.metadata_props if entry.key != METADATA_KEY]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
     return proto.SerializeToString()
@@ -241,8 +239,10 @@ class OnnxClassifier:
         resized as the PyTorch path resizes them; with ``tta``, the mean over the test-time views."""
         outputs = []
         for start in range(0, len(crops), batch_size):
-            views = self.crops(crops[start:start + batch_size], tta)
-            outputs.append(np.mean([self.session.run(None, {"crops": view})[0] for view in views], axis=0))
+            probabilities = [self.session.run(None, {"crops": view})[0]
+                             for view in self.crops(crops[start:start + batch_size], tta)]
+            # One view (predict's path) is passed on as it is: no stacked copy for a mean of one.
+            outputs.append(probabilities[0] if len(probabilities) == 1 else np.mean(probabilities, axis=0))
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.classes)), np.float32)
 
     def crops(self, faces: np.ndarray, tta: str = "none") -> list[np.ndarray]:
