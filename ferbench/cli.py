@@ -244,6 +244,7 @@ def eval_(
     split: Annotated[Optional[str], typer.Option(help="Split to score, or 'all' (default: every test split).")] = None,
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 256,
     tta: TtaOption = None,
+    label_space: Annotated[str, typer.Option(help="model: the answer is any of the model's classes; shared: only those the dataset has too (a FER2013 model on CK+, which has no neutral).")] = "model",
     device: DeviceOption = "auto",
     out: OutOption = Path("results"),
     registry: RegistryOption = None,
@@ -259,7 +260,7 @@ def eval_(
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
     records = evaluate(load_zoo(registry), model, dataset, split=split, device=device, out_dir=out,
-                       batch_size=batch_size, tta=tta, console=console)
+                       batch_size=batch_size, tta=tta, label_space=label_space, console=console)
     console.print(f"results: [bold]{Path(records[0]['_path']).parent.parent}[/]")
 
 

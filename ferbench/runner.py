@@ -75,6 +75,7 @@ class RunRequest:
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
+LABEL_SPACES = ("model", "shared")  # ferbench eval: pick the answer among the model's classes, or those it shares
 REQUEST_FIELDS = ("method", "dataset", "protocol", "target", "seed", "folds", "only_folds", "config", "components",
                   "data_options", "device", "save_model", "validation", "robustness", "track")
 
@@ -558,14 +559,20 @@ def _record(common, fold, split, train: Dataset | None, test: Dataset, aligned: 
 
 def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_name: str, split: str | None = None,
              device: str = "auto", out_dir: Path = Path("results"), batch_size: int = 256, tta: str | None = None,
-             console: Console | None = None) -> list[dict[str, Any]]:
+             label_space: str = "model", console: Console | None = None) -> list[dict[str, Any]]:
     """Score a model saved by ``ferbench run`` (or a ``.onnx`` file from ``ferbench export``, labelled
     ``int8:<method>`` when quantised) on a dataset, over the classes the two share.
 
     Several models are an ensemble: their probabilities are averaged (every member must have the same
     classes), and the record's method is labelled ``ensemble[N]:<method>``. ``tta``: the test-time
     augmentation (default: each model's own, as trained; see ``ferbench.training.TTA_MODES``).
+    ``label_space``: ``model`` picks the answer among all the model's classes (a FER2013 model that calls a
+    CK+ face neutral is wrong, as CK+ has no neutral); ``shared`` picks it among the classes the model and
+    the dataset share, as a model told the dataset's label set would (recorded in the config, so its rows
+    never mix with the other's on the leaderboard).
     """
+    if label_space not in LABEL_SPACES:
+        raise ConfigError(f"--label-space must be one of {', '.join(LABEL_SPACES)}, got {label_space!r}")
     console = console or Console()
     paths = [Path(model_path)] if isinstance(model_path, (str, Path)) else [Path(p) for p in model_path]
     if not paths:
@@ -606,6 +613,8 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
     config: dict[str, Any] = {"model": str(paths[0]), "batch_size": batch_size, "tta": views[0]}
     if len(members) > 1:
         config.update(model=[str(p) for p in paths], tta=views)
+    if label_space != "model":
+        config["label_space"] = label_space
     common = {
         "schema": "ferbench.result/1", "run_id": run_id, "method": method_name,
         "components": {"classifier": members[0][1].record["component"]}, "dataset": dataset.name,
@@ -628,6 +637,8 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
             raise DatasetError(f"{dataset.name} [{name}] has no images of the model's classes {list(classes)}")
         started = time.perf_counter()
         probabilities = ensemble_proba([member.probabilities for _, member in members], aligned.images, views)
+        if label_space == "shared":
+            probabilities = restrict_probabilities(probabilities, classes, test.classes)
         seconds = time.perf_counter() - started
         record = _record(common, "eval", name, None, test, aligned, classes, probabilities, {},
                          {"predict_s": seconds, "predict_images_per_s": len(aligned) / max(seconds, 1e-9)},
@@ -635,6 +646,13 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
         records.append(record)
         _print_summary(console, record)
     return records
+
+
+def restrict_probabilities(probabilities: np.ndarray, classes: Sequence[str], allowed: Sequence[str]) -> np.ndarray:
+    """``probabilities`` over ``classes`` with every class not in ``allowed`` set to 0 and each row renormalised."""
+    keep = np.isin(np.asarray(classes), np.asarray(allowed))
+    kept = probabilities * keep
+    return kept / np.maximum(kept.sum(axis=1, keepdims=True), np.finfo(kept.dtype).tiny)
 
 
 def ensemble_proba(members: Sequence[Callable[[np.ndarray, str], np.ndarray]], images: np.ndarray,

@@ -3,11 +3,12 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ferbench.errors import ConfigError, DatasetError
 from ferbench.results import REQUIRED_FIELDS, RESULT_SCHEMA, validate_result
-from ferbench.runner import RunRequest, evaluate, run
+from ferbench.runner import RunRequest, evaluate, restrict_probabilities, run
 
 TINY = {"epochs": 3, "batch_size": 8, "lr": 0.01}
 
@@ -79,6 +80,36 @@ def test_eval_of_a_model_with_no_shared_class_is_refused(zoo, tmp_path):
     (scored,) = evaluate(zoo, model, "squares", device="cpu", out_dir=tmp_path)  # shares happiness, surprise
     assert scored["metrics"]["classes"] == ["happiness", "sadness", "surprise"]
     assert scored["data"]["scored_images"] < scored["data"]["test_images"]
+
+
+def test_eval_in_the_shared_label_space_never_answers_a_class_the_dataset_lacks(zoo, tmp_path, monkeypatch):
+    from ferbench import runner
+
+    (record,) = tiny_run(zoo, tmp_path)  # squares: anger, happiness, surprise
+    model = Path(record["_path"]).parent / "model"
+
+    def anger_first(members, images, views):  # every other face: anger first, then its true class (unknown here)
+        probabilities = np.tile([0.2, 0.5, 0.3], (len(images), 1))
+        probabilities[::2] = [0.6, 0.1, 0.3]
+        return probabilities
+
+    monkeypatch.setattr(runner, "ensemble_proba", anger_first)
+    (open_set,) = evaluate(zoo, model, "example-stripes", device="cpu", out_dir=tmp_path)  # has no anger
+    (shared,) = evaluate(zoo, model, "example-stripes", device="cpu", out_dir=tmp_path, label_space="shared")
+    assert shared["config"]["label_space"] == "shared" and "label_space" not in open_set["config"]
+    scored = open_set["data"]["scored_images"]
+    assert open_set["metrics"]["predicted_distribution"] == {"anger": (scored + 1) // 2, "happiness": scored // 2,
+                                                             "surprise": 0}
+    assert shared["metrics"]["predicted_distribution"] == {"anger": 0, "happiness": scored // 2,
+                                                           "surprise": (scored + 1) // 2}
+    with pytest.raises(ConfigError, match="--label-space must be one of model, shared, got 'target'"):
+        evaluate(zoo, model, "example-stripes", device="cpu", out_dir=tmp_path, label_space="target")
+
+
+def test_restricted_probabilities_renormalise_over_the_allowed_classes():
+    probabilities = np.array([[0.5, 0.3, 0.2], [0.1, 0.0, 0.9]])
+    restricted = restrict_probabilities(probabilities, ["anger", "neutral", "happiness"], ["happiness", "anger"])
+    np.testing.assert_allclose(restricted, [[0.5 / 0.7, 0.0, 0.2 / 0.7], [0.1, 0.0, 0.9]])
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
