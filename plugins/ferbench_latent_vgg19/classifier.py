@@ -91,7 +91,8 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
                             input_spec: InputSpec, config: dict[str, Any], device: torch.device, seed: int,
                             track: Callable = lambda it, *a, **k: it,
                             epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None,
-                            checkpoint: TrainingCheckpoint | None = None) -> list[dict]:
+                            checkpoint: TrainingCheckpoint | None = None,
+                            evaluate: Callable[[], dict[str, float]] | None = None) -> list[dict]:
     """Cross-entropy training on (uint8 image, w) pairs through the core's engine
     (:func:`ferbench.training.train_classifier`), with the latent as the model's second input. Augmentation
     moves the image only; w stays the image's code (MixUp/CutMix, if turned on, mix w with the label
@@ -101,7 +102,7 @@ def train_latent_classifier(model: LatentVGG19, images: np.ndarray, w: torch.Ten
     data = TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(device),
                        torch.from_numpy(labels.astype(np.int64)).to(device), extras=(latents,))
     return train_classifier(model, data, input_spec, config, device, seed, track, epoch_end, checkpoint,
-                            label="classifier epoch")
+                            evaluate, label="classifier epoch")
 
 
 def predict_latent_proba(model: LatentVGG19, images: np.ndarray, w: torch.Tensor, input_spec: InputSpec,

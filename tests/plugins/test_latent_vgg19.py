@@ -249,6 +249,23 @@ def test_any_ferbench_classifier_can_be_the_image_network(zoo, tmp_path, monkeyp
         assert not torch.allclose(model(x, w), model(x, w + 1))
 
 
+def test_a_time_to_accuracy_curve_inverts_each_test_face_once(zoo, tmp_path, monkeypatch):
+    from ferbench_latent_vgg19.method import LatentVGG19Method
+
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    inverted = []
+    original = LatentVGG19Method._invert
+    monkeypatch.setattr(LatentVGG19Method, "_invert",
+                        lambda self, images, description: inverted.append(len(images)) or original(self, images, description))
+    (record,) = tiny_latent_run(zoo, tmp_path, method="latent-fer-resnet",
+                                config={**TINY_RUN, "epochs": 2, "eval_every": 1, "tta": "none"},
+                                components={"classifier": "fer-resnet-s", "lens": "fer-resnet-s"})
+    assert [point["epoch"] for point in record["time_to_accuracy"]] == [1, 2]
+    # The last point is the final model on the same inversion: the record's own accuracy.
+    assert record["time_to_accuracy"][-1]["accuracy"] == record["metrics"]["accuracy"]
+    assert inverted == [record["data"]["train_images"], record["data"]["scored_images"]]
+
+
 def test_latent_dropout_hides_w_from_a_share_of_training_faces_only():
     torch.manual_seed(0)
     model = LatentVGG19(num_classes=3, in_chans=1, latent_dim=8, backbone="vgg11_bn", fc_dim=8, latent_fc_dim=4,
