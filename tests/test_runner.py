@@ -88,7 +88,7 @@ def test_eval_in_the_shared_label_space_never_answers_a_class_the_dataset_lacks(
     (record,) = tiny_run(zoo, tmp_path)  # squares: anger, happiness, surprise
     model = Path(record["_path"]).parent / "model"
 
-    def anger_first(members, images, views):  # every other face: anger first, then its true class (unknown here)
+    def anger_first(members, images, views):  # every other face: anger, then surprise; the rest: happiness
         probabilities = np.tile([0.2, 0.5, 0.3], (len(images), 1))
         probabilities[::2] = [0.6, 0.1, 0.3]
         return probabilities
