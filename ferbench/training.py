@@ -237,7 +237,11 @@ def train_classifier(model: nn.Module, train: Dataset | TrainingSet, input_spec:
         if plan and not plan.get("stopped_on_time") and epoch < epochs:
             # Re-plan from the epochs' own pace, so a machine that slows down (or speeds up) still ends the
             # schedule, annealed, inside the budget rather than being cut off at a high learning rate.
-            pace = statistics.fmean([entry["seconds"] for entry in history[-2:]] + [metrics["seconds"]])
+            # The first epoch's seconds hold one-time costs (torch.compile took 50 s of a 101 s epoch here):
+            # its pace is the step rate calibrated inside it.
+            paces = [entry["seconds"] for entry in history[-2:] if entry["epoch"] > 1]
+            paces.append(metrics["seconds"] if epoch > 1 else steps / plan["steps_per_second"])
+            pace = statistics.fmean(paces)
             replanned = replan_epochs(budget, epoch, train_seconds, pace, epochs)
             if replanned != epochs:
                 plan.setdefault("replanned", []).append({"after_epoch": epoch, "epochs": replanned})
@@ -282,7 +286,7 @@ def plan_epochs(budget: float, steps_per_epoch: int, steps_per_second: float) ->
 
 def replan_epochs(budget: float, epoch: int, spent: float, pace: float, planned: int) -> int:
     """After ``epoch`` epochs and ``spent`` seconds of training, the total epochs to plan for at ``pace``
-    seconds per epoch (the last three epochs' mean). Each re-plan bends the learning-rate curve, so the plan
+    seconds per epoch (the last three epochs' mean, the first epoch's taken from its calibrated step rate). Each re-plan bends the learning-rate curve, so the plan
     only moves when it must: it shrinks when ``planned`` would overrun the budget, and grows (keeping one
     epoch in hand) only when two more epochs fit; a pace that wobbles by a few percent leaves it alone."""
     fitting = epoch + max(0, int((budget * 0.99 - spent) / pace))

@@ -120,6 +120,22 @@ def test_a_time_budget_sizes_the_schedule_from_the_measured_rate(squares):
     assert history[-1]["train_seconds"] <= 100
 
 
+def test_a_one_time_cost_in_the_first_epoch_is_not_taken_for_the_pace(squares):
+    data = squares(per_class=40)  # 30 steps of 4 per epoch
+
+    class CompilingClock(FakeClock):
+        def __call__(self):  # the first step costs 20 s more (torch.compile), before the calibration window
+            self.now += self.tick + (20 if self.now == self.tick else 0)
+            return self.now
+
+    history = train_classifier(tiny_model(), data, InputSpec.fit(data.images, 1, 16),
+                               {**TINY, "time_budget": 100}, torch.device("cpu"), 0, clock=CompilingClock())
+    plan = history[-1]["time_budget"]
+    # Planned 6 epochs at 2 steps/s; the 20 s spent leave room for 5, not for the 2 that a 35 s epoch pace gives.
+    assert history[0]["seconds"] > 30 and plan["replanned"] == [{"after_epoch": 1, "epochs": 5}]
+    assert len(history) == 5 and history[-1]["train_seconds"] <= 100 and not plan.get("stopped_on_time")
+
+
 @pytest.mark.parametrize("slowdown", [1.5, 200])
 def test_a_slower_machine_gets_a_shorter_schedule_or_is_stopped_on_time(squares, slowdown):
     data = squares(per_class=40)
