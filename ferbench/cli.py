@@ -39,7 +39,7 @@ RegistryOption = Annotated[Optional[Path], typer.Option(
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder results are written into.")]
 TtaOption = Annotated[Optional[str], typer.Option(
-    help="Test-time augmentation: none, flip or flip-shift (default: as each model was trained).")]
+    help="Test-time augmentation: none, flip, flip-shift or flip-shift-zoom (default: as each model was trained).")]
 PrecisionOption = Annotated[Optional[str], typer.Option(
     "--precision", help="auto (bf16 autocast on CUDA, fp32 on a CPU), fp32, or bf16 (also on a CPU with AVX512-BF16/AMX: the CPU recipe).")]
 AllowDirtyOption = Annotated[bool, typer.Option(

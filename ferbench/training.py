@@ -62,12 +62,14 @@ SUPERVISED_DEFAULTS: dict[str, Any] = {
     # Under torchrun on GPUs: batch-norm statistics over every rank's shard of the batch (SyncBatchNorm)
     # instead of each rank's own; false keeps per-process statistics, as DDP does by default.
     "sync_batchnorm": False,
-    "tta": "flip",  # test-time augmentation: none, flip (mean of the image and its mirror), or flip-shift (10 views)
+    # test-time augmentation: none, flip (mean of the image and its mirror), flip-shift (10 views) or
+    # flip-shift-zoom (14 views); see tta_views
+    "tta": "flip",
     # Seconds (or "30m", "1.5h") of training: epochs becomes what fits at the measured step rate; null: use epochs.
     "time_budget": None,
 }
 
-TTA_MODES = ("none", "flip", "flip-shift")
+TTA_MODES = ("none", "flip", "flip-shift", "flip-shift-zoom")
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -399,18 +401,34 @@ def predict_proba(model: nn.Module, images: np.ndarray, input_spec: InputSpec, d
 
 def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
     """The test-time views of a normalised batch: itself; with its mirror (flip); and each of the two
-    shifted by 2 pixels up, down, left and right (flip-shift: 10 views, borders replicated)."""
+    shifted by 2 pixels up, down, left and right (flip-shift: 10 views, borders replicated); and each of the
+    two zoomed in and out by 10% about the centre (flip-shift-zoom: 14 views)."""
     views = [x]
-    if tta in ("flip", "flip-shift"):
+    if tta != "none":
         views.append(x.flip(3))
-    if tta == "flip-shift":
+    if tta in ("flip-shift", "flip-shift-zoom"):
         size = x.shape[-1]
         shift = max(1, round(size / 24))  # 2 pixels at 48
         padded = [F.pad(v, (shift,) * 4, mode="replicate") for v in views[:2]]
         for p in padded:
             for dy, dx in ((0, shift), (2 * shift, shift), (shift, 0), (shift, 2 * shift)):
                 views.append(p[..., dy:dy + x.shape[-2], dx:dx + size])
+    if tta == "flip-shift-zoom":
+        views += [zoomed(v, factor) for v in views[:2] for factor in (0.9, 1.1)]
     return views
+
+
+def zoomed(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` scaled by ``factor`` about its centre, cropped (in) or border-replicated (out) to its own size."""
+    height, width = x.shape[-2:]
+    new_height, new_width = round(height * factor), round(width * factor)
+    scaled = F.interpolate(x, size=(new_height, new_width), mode="bilinear", align_corners=False,
+                           antialias=factor < 1)
+    if factor >= 1:
+        top, left = (new_height - height) // 2, (new_width - width) // 2
+        return scaled[..., top:top + height, left:left + width]
+    pad_y, pad_x = height - new_height, width - new_width
+    return F.pad(scaled, (pad_x // 2, pad_x - pad_x // 2, pad_y // 2, pad_y - pad_y // 2), mode="replicate")
 
 
 class SupervisedMethod(Method):

@@ -19,7 +19,8 @@ from ferbench.data import InputSpec
 from ferbench.errors import ConfigError
 from ferbench.runner import ensemble_proba
 from ferbench.training import (SUPERVISED_DEFAULTS, WeightAverage, check_config, mixed_cross_entropy,
-                               parse_duration, plan_epochs, predict_proba, replan_epochs, train_classifier, tta_views)
+                               parse_duration, plan_epochs, predict_proba, replan_epochs, train_classifier, tta_views,
+                               zoomed)
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": 4, "lr": 0.01}
@@ -202,6 +203,14 @@ def test_flip_tta_is_the_mean_of_the_image_and_its_mirror(fp32):
     assert np.allclose(predict_proba(model, symmetric, spec, torch.device("cpu"), tta="flip"),
                        predict_proba(model, symmetric, spec, torch.device("cpu"), tta="none"), atol=1e-6)
     assert len(tta_views(x, "flip-shift")) == 10
+    # flip-shift-zoom adds the image and its mirror zoomed in and out: a flat image stays flat, and
+    # zooming in on a centred bright square widens it.
+    assert len(tta_views(x, "flip-shift-zoom")) == 14
+    flat = torch.full((1, 1, 20, 20), 0.3)
+    assert all(torch.allclose(view, flat) for view in tta_views(flat, "flip-shift-zoom"))
+    square = torch.zeros(1, 1, 40, 40)
+    square[..., 10:30, 10:30] = 1
+    assert [(zoomed(square, factor) > 0.5).sum().item() for factor in (0.9, 1.0, 1.1)] == [18**2, 20**2, 22**2]
     with pytest.raises(ConfigError, match="tta"):
         predict_proba(model, images, spec, torch.device("cpu"), tta="rotate")
 

@@ -268,6 +268,6 @@ def test_export_int8_calibrates_on_training_faces_and_eval_scores_the_file(train
     torch_scorer = load_classifier(model, load_zoo(None).catalog.build, torch.device("cpu"), batch_size=2)
     onnx_scorer = load_classifier(model / "model.onnx", None, torch.device("cpu"), batch_size=2)
     assert (onnx_scorer.backend, onnx_scorer.int8) == ("onnxruntime", None)
-    for tta in ("none", "flip", "flip-shift"):
+    for tta in ("none", "flip", "flip-shift", "flip-shift-zoom"):
         assert onnx_scorer.probabilities(images, tta) == pytest.approx(torch_scorer.probabilities(images, tta), abs=1e-4)
     assert not np.allclose(onnx_scorer.probabilities(images), onnx_scorer.probabilities(images, "flip-shift"))
