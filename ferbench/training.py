@@ -288,9 +288,10 @@ def plan_epochs(budget: float, steps_per_epoch: int, steps_per_second: float) ->
 
 def replan_epochs(budget: float, epoch: int, spent: float, pace: float, planned: int) -> int:
     """After ``epoch`` epochs and ``spent`` seconds of training, the total epochs to plan for at ``pace``
-    seconds per epoch (the last three epochs' mean, the first epoch's taken from its calibrated step rate). Each re-plan bends the learning-rate curve, so the plan
-    only moves when it must: it shrinks when ``planned`` would overrun the budget, and grows (keeping one
-    epoch in hand) only when two more epochs fit; a pace that wobbles by a few percent leaves it alone."""
+    seconds per epoch (the last three epochs' mean, the first epoch's taken from its calibrated step rate).
+    Each re-plan bends the learning-rate curve, so the plan only moves when it must: it shrinks when
+    ``planned`` would overrun the budget, and grows (keeping one epoch in hand) only when two more epochs
+    fit; a pace that wobbles by a few percent leaves it alone."""
     fitting = epoch + max(0, int((budget * 0.99 - spent) / pace))
     if fitting < planned:
         return fitting
