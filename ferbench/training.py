@@ -405,7 +405,7 @@ def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
     shifted by 2 pixels up, down, left and right (flip-shift: 10 views, borders replicated); and each of the
     two zoomed in and out by 10% about the centre (flip-shift-zoom: 14 views)."""
     views = [x]
-    if tta != "none":
+    if tta in ("flip", "flip-shift", "flip-shift-zoom"):
         views.append(x.flip(3))
     if tta in ("flip-shift", "flip-shift-zoom"):
         size = x.shape[-1]
