@@ -28,7 +28,7 @@ from ferbench.files import atomic_path, write_json
 from ferbench.interfaces import Method, RunContext
 from ferbench.results import slug
 from ferbench.runner import epoch_line
-from ferbench.training import SUPERVISED_DEFAULTS, predict_proba, train_classifier
+from ferbench.training import SUPERVISED_DEFAULTS, check_cpu_compiler, predict_proba, train_classifier
 
 from ferbench_latent_vgg19.classifier import LatentVGG19, predict_latent_proba, train_latent_classifier
 from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
@@ -208,6 +208,8 @@ class LatentVGG19Method(Method):
     def fit(self, train: Dataset, ctx: RunContext) -> None:
         config, self.config = ctx.config, dict(ctx.config)
         check_latent_config(config)
+        if config.get("compile") and ctx.device.type == "cpu":  # refused now, not after the generator and lens
+            check_cpu_compiler()
         classifier_name = ctx.components["classifier"]
         self.device, self.track, self.classes = ctx.device, ctx.track, train.classes
         self.components = dict(ctx.components)

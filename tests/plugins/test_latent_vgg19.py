@@ -242,10 +242,11 @@ def test_any_ferbench_classifier_can_be_the_image_network(zoo, tmp_path, monkeyp
 
     net = FerResNet(num_classes=3, in_chans=1, widths=(8, 16), depths=(1, 1))
     model = LatentVGG19(num_classes=3, in_chans=1, latent_dim=16, fc_dim=8, latent_fc_dim=4, image_net=net).eval()
-    assert model.image_net is net and model.image_fc[1].in_features == net.feature_dim == 16
+    assert model.image_net is net and model.feature_dim == net.feature_dim + 4 == 20
     x, w = torch.randn(2, 1, 24, 24), torch.randn(2, 16)
-    with torch.no_grad():
-        assert model.features(x, w).shape == (2, 12)
+    with torch.no_grad():  # the image network's own features reach the final layer untouched (fc_dim is VGG's)
+        assert torch.equal(model.features(x, w)[:, :16], net.features(x))
+        assert model.features(x, w).shape == (2, 20)
         assert not torch.allclose(model(x, w), model(x, w + 1))
 
 
@@ -293,6 +294,19 @@ def test_bad_hyperparameters_fail_before_training(zoo, tmp_path, monkeypatch, ov
     monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ConfigError, match=message):
         tiny_latent_run(zoo, tmp_path, config={**TINY_RUN, **override})
+    assert not (tmp_path / "cache").exists()
+
+
+def test_compile_on_a_cpu_without_a_compiler_is_refused_before_the_generator_trains(zoo, tmp_path, monkeypatch):
+    import torch._inductor.cpp_builder as cpp_builder
+
+    def no_compiler():
+        raise RuntimeError("no g++")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
+        tiny_latent_run(zoo, tmp_path, config={**TINY_RUN, "compile": True})
     assert not (tmp_path / "cache").exists()
 
 
