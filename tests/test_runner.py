@@ -106,6 +106,13 @@ def test_eval_in_the_shared_label_space_never_answers_a_class_the_dataset_lacks(
         evaluate(zoo, model, "example-stripes", device="cpu", out_dir=tmp_path, label_space="target")
 
 
+def test_eval_with_an_unknown_tta_mode_is_refused_before_a_run_folder_is_claimed(zoo, tmp_path):
+    out = tmp_path / "results"
+    with pytest.raises(ConfigError, match="--tta must be one of none, flip, .*got 'rotate'"):
+        evaluate(zoo, tmp_path / "no-model", "squares", device="cpu", out_dir=out, tta="rotate")
+    assert not out.exists()
+
+
 def test_restricted_probabilities_renormalise_over_the_allowed_classes():
     probabilities = np.array([[0.5, 0.3, 0.2], [0.1, 0.0, 0.9]])
     restricted = restrict_probabilities(probabilities, ["anger", "neutral", "happiness"], ["happiness", "anger"])
