@@ -384,8 +384,11 @@ class LatentVGG19Method(Method):
     # --- Method --------------------------------------------------------------------------------------------
     def predict(self, data: Dataset) -> np.ndarray:
         inverted = self._inversion_for(data)
+        return self._classify(data, inverted, inverted["w"])
+
+    def _classify(self, data: Dataset, inverted: dict[str, Any], w: torch.Tensor) -> np.ndarray:
         images = inverted["reconstructions"] if self.config["image_branch"] == "reconstruction" else data.images
-        return predict_latent_proba(self.classifier, images, inverted["w"], self.input_spec, self.device,
+        return predict_latent_proba(self.classifier, images, w, self.input_spec, self.device,
                                     int(self.config["eval_batch_size"]), str(self.config["tta"]))
 
     def report(self, test: Dataset, ctx: RunContext) -> dict[str, Any]:
@@ -428,7 +431,10 @@ class LatentVGG19Method(Method):
           faces) on the real test faces and on their reconstructions G(w): what the generator loses;
         - ``generator_frechet``: Fréchet distance between generator samples and the real test faces in the
           lens's feature space (0: indistinguishable), beside the same distance between the real training
-          and test faces, which is the floor a perfect generator would reach on a finite sample.
+          and test faces, which is the floor a perfect generator would reach on a finite sample;
+        - ``classifier_without_w``: the trained classifier with every test face's w hidden (set to the
+          training mean, as ``latent_dropout`` hides it), under the same test-time views: its image branch
+          alone, so the record's accuracy minus this is what w adds at test time.
         The method's own accuracy is the record's metrics.
         """
         from sklearn.linear_model import LogisticRegression
@@ -451,6 +457,10 @@ class LatentVGG19Method(Method):
                 probabilities = predict_proba(lens, images, spec, self.device, batch)
                 stages[name] = float((probabilities.argmax(1) == test.labels).mean())
             stages["generator_frechet"] = self._generator_frechet(test, lens, spec)
+        if len(test):
+            hidden = self.classifier.latent_mean.expand(len(test), -1).cpu()
+            stages["classifier_without_w"] = float((self._classify(test, inverted, hidden).argmax(1)
+                                                    == test.labels).mean())
         return stages
 
     @torch.no_grad()

@@ -58,13 +58,14 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
 
 STAGE_COLUMNS = ["Method", "Dataset", "Protocol", "Split", "Folds", "Image branch / inversion / latent dropout",
                  "Generator trained on", "PSNR enc / opt", "w enc %", "w opt %", "Lens real %", "Lens G(w) %",
-                 "Fréchet G / real", "Accuracy %", "Run"]
+                 "Fréchet G / real", "Without w %", "Accuracy %", "Run"]
 
 
 def stage_rows(records: list[dict]) -> list[list[str]]:
     """One row per run and test split of this plugin's methods: the mean ± SD over folds of every stage of
     ``extra.stages`` (what w alone, the lens on real faces and on G(w) read; the generator's Fréchet
-    distance beside the real-vs-real floor), the reconstruction PSNR, and the method's accuracy."""
+    distance beside the real-vs-real floor; the classifier with w hidden), the reconstruction PSNR, and the
+    method's accuracy."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         if r.get("method_plugin") != "latent_vgg19" or r.get("status", "ok") != "ok":
@@ -98,6 +99,7 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
                      mean_sd([s.get("lens_reconstruction") for s in stages], 100),
                      f"{mean_sd([f.get('generator') for f in frechet], digits=1)} / "
                      f"{mean_sd([f.get('real_train') for f in frechet], digits=1)}",
+                     mean_sd([s.get("classifier_without_w") for s in stages], 100),
                      mean_sd([r["metrics"]["accuracy"] for r in group], 100), run_id])
     return rows
 
@@ -114,8 +116,9 @@ def leaderboard_section(records: list[dict]) -> list[str]:
         "of G(w) for the encoder's estimate / after optimisation; the accuracy a logistic regression reads from",
         "w alone (encoder / optimised), the lens (a face classifier trained on the real training faces) on the",
         "real test faces and on G(w); the Fréchet distance of generator samples to the test faces in the lens's",
-        "feature space beside that of real training faces (the floor); and the method's accuracy. The generator",
-        "never saw a test face.",
+        "feature space beside that of real training faces (the floor); the method's classifier with every test",
+        "face's w hidden (its image branch alone; runs before this column existed show -); and the method's",
+        "accuracy. The generator never saw a test face.",
         "",
         tabulate(rows, headers=STAGE_COLUMNS, tablefmt="github", disable_numparse=True),
     ])]
