@@ -251,7 +251,7 @@ def command(zoo, model_path: Path | None, dataset_name: str | None, split: str |
     from ferbench.protocols import TRAIN_SPLIT
     from ferbench.results import claim_run_dir, command_line, device_info, environment, git_info
     from ferbench.runner import resolve_device
-    from ferbench.training import TTA_MODES, predict_proba
+    from ferbench.training import check_tta, predict_proba
 
     if resume is not None:
         request_file = Path(resume) / PARTIAL_DIR / "request.json"
@@ -268,8 +268,8 @@ def command(zoo, model_path: Path | None, dataset_name: str | None, split: str |
         raise ConfigError("ferbench robustness needs --model and --dataset (or --resume)")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
-    if tta is not None and tta not in TTA_MODES:
-        raise ConfigError(f"--tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    if tta is not None:
+        check_tta(tta, "--tta")
     corruptions, severities = select(zoo.catalog.corruptions, corruption_names, severities)
     torch_device = resolve_device(device)
     model, input_spec, model_record = load_model(model_path, zoo.catalog.build)

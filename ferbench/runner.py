@@ -47,7 +47,7 @@ from ferbench.tables import result_table
 from ferbench.plugins import PLUGINS_ENV
 from ferbench.results import (RUN_MANIFEST, RUN_SCHEMA, claim_run_dir, command_line, device_info, environment,
                               git_info, now_iso, read_run_manifest, slug, validate_result, write_result)
-from ferbench.training import TTA_MODES, check_config, seed_everything
+from ferbench.training import check_config, check_tta, seed_everything
 
 
 @dataclass
@@ -573,8 +573,8 @@ def evaluate(zoo: Zoo, model_path: str | Path | Sequence[str | Path], dataset_na
     """
     if label_space not in LABEL_SPACES:
         raise ConfigError(f"--label-space must be one of {', '.join(LABEL_SPACES)}, got {label_space!r}")
-    if tta is not None and tta not in TTA_MODES:  # before a run folder is claimed; ONNX models never check it
-        raise ConfigError(f"--tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    if tta is not None:  # before a run folder is claimed; ONNX models never check it
+        check_tta(tta, "--tta")
     console = console or Console()
     paths = [Path(model_path)] if isinstance(model_path, (str, Path)) else [Path(p) for p in model_path]
     if not paths:

@@ -380,8 +380,7 @@ def predict_proba(model: nn.Module, images: np.ndarray, input_spec: InputSpec, d
 
     ``extras``: further per-image inputs of the model's ``forward``, indexed like ``images``.
     """
-    if tta not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    check_tta(tta)
     model.to(device, memory_format=torch.channels_last).eval()
     outputs = []
     for start in range(0, len(images), batch_size):
@@ -455,8 +454,7 @@ class SupervisedMethod(Method):
         given = ctx.config["image_size"]
         size = int(given or max(train.image_size))
         argument = f"--image-size {size}" if given else f"the dataset's image size {size} (give a larger --image-size)"
-        if ctx.config.get("compile") and ctx.device.type == "cpu":
-            check_cpu_compiler()
+        check_cpu_compiler(ctx.config, ctx.device)
         if int(ctx.config["batch_size"]) % distributed.world_size():
             raise ConfigError(f"batch_size {ctx.config['batch_size']} must be divisible by the "
                               f"{distributed.world_size()} distributed processes (each trains on an equal shard)")
@@ -518,8 +516,8 @@ def check_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"{key} must be a finite non-negative number (0 = off), got {config[key]!r}")
     if "ema" in config and config["ema"] >= 1:
         raise ConfigError(f"ema must be a decay below 1 (e.g. 0.999; 0 = off), got {config['ema']!r}")
-    if "tta" in config and config["tta"] not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {config['tta']!r}")
+    if "tta" in config:
+        check_tta(config["tta"])
     if config.get("time_budget") is not None:
         parse_duration(config["time_budget"], "time_budget")
         if distributed.world_size() > 1:
@@ -551,8 +549,16 @@ def check_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"weights file {config['weights']} does not exist")
 
 
-def check_cpu_compiler() -> None:
+def check_tta(tta: str, name: str = "tta") -> None:
+    """Refuse a test-time augmentation mode that is not one of ``TTA_MODES``, naming the setting (``--tta``)."""
+    if tta not in TTA_MODES:
+        raise ConfigError(f"{name} must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+
+
+def check_cpu_compiler(config: dict[str, Any], device: torch.device) -> None:
     """torch.compile on the CPU generates C++: refuse ``compile: true`` up front when no compiler is found."""
+    if not config.get("compile") or device.type != "cpu":
+        return
     try:
         from torch._inductor.cpp_builder import get_cpp_compiler
     except ImportError:  # a torch without this (private) helper: let torch.compile report it itself

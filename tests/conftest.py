@@ -65,3 +65,14 @@ def zoo(test_plugins, write_registry):
 def private_cache(monkeypatch, tmp_path_factory):
     """Every test gets its own preprocessing cache, so none reads another's entries or writes to ~/.cache."""
     monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path_factory.mktemp("ferbench-cache")))
+
+
+@pytest.fixture
+def no_cpp_compiler(monkeypatch):
+    """A machine where torch.compile's inductor finds no C++ compiler."""
+    import torch._inductor.cpp_builder as cpp_builder
+
+    def no_compiler():
+        raise RuntimeError("no g++")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)

@@ -109,13 +109,7 @@ def test_compile_wraps_the_training_forward(zoo, tmp_path, monkeypatch):
     assert (Path(record["_path"]).parent / "model" / "model.safetensors").is_file()  # the plain model's weights
 
 
-def test_compile_on_a_cpu_without_a_compiler_is_refused_before_training(zoo, tmp_path, monkeypatch):
-    import torch._inductor.cpp_builder as cpp_builder
-
-    def no_compiler():
-        raise RuntimeError("no g++")
-
-    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+def test_compile_on_a_cpu_without_a_compiler_is_refused_before_training(zoo, tmp_path, no_cpp_compiler):
     with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
         tiny_run(zoo, tmp_path / "results", compile=True)
     assert not (tmp_path / "results").exists()  # nothing written

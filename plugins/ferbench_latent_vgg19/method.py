@@ -208,8 +208,7 @@ class LatentVGG19Method(Method):
     def fit(self, train: Dataset, ctx: RunContext) -> None:
         config, self.config = ctx.config, dict(ctx.config)
         check_latent_config(config)
-        if config.get("compile") and ctx.device.type == "cpu":  # refused now, not after the generator and lens
-            check_cpu_compiler()
+        check_cpu_compiler(config, ctx.device)  # refused now, not after the generator and lens have trained
         classifier_name = ctx.components["classifier"]
         self.device, self.track, self.classes = ctx.device, ctx.track, train.classes
         self.components = dict(ctx.components)

@@ -297,13 +297,8 @@ def test_bad_hyperparameters_fail_before_training(zoo, tmp_path, monkeypatch, ov
     assert not (tmp_path / "cache").exists()
 
 
-def test_compile_on_a_cpu_without_a_compiler_is_refused_before_the_generator_trains(zoo, tmp_path, monkeypatch):
-    import torch._inductor.cpp_builder as cpp_builder
-
-    def no_compiler():
-        raise RuntimeError("no g++")
-
-    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+def test_compile_on_a_cpu_without_a_compiler_is_refused_before_the_generator_trains(zoo, tmp_path, monkeypatch,
+                                                                                  no_cpp_compiler):
     monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
         tiny_latent_run(zoo, tmp_path, config={**TINY_RUN, "compile": True})
