@@ -28,9 +28,11 @@ from ferbench.files import atomic_path, write_json
 from ferbench.interfaces import Method, RunContext
 from ferbench.results import slug
 from ferbench.runner import epoch_line
-from ferbench.training import SUPERVISED_DEFAULTS, check_cpu_compiler, predict_proba, train_classifier
+from ferbench.training import (SUPERVISED_DEFAULTS, TrainingSet, check_cpu_compiler, predict_proba, seed_everything,
+                               train_classifier)
 
-from ferbench_latent_vgg19.classifier import LatentVGG19, predict_latent_proba, train_latent_classifier
+from ferbench_latent_vgg19.classifier import (LatentCorrection, LatentVGG19, predict_latent_proba,
+                                              train_latent_classifier)
 from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
 from ferbench_latent_vgg19.inversion import FaceLens, ImageNetVGGLens, invert
 from ferbench_latent_vgg19.stylegan import StyleGenerator, resolution_plan, to_gan_range, train_gan
@@ -53,6 +55,11 @@ DEFAULTS: dict[str, Any] = {
     "fc_dim": 4096,
     "latent_fc_dim": 512,
     "latent_dropout": 0.0,  # share of training faces whose w the classifier does not see (0: the paper's)
+    # "joint": image and latent branches trained together (the paper's); "image-first": the image network is
+    # trained alone first (the no-latent baseline, same seed and recipe), then frozen, and a correction of its
+    # logits is learned from w for latent_epochs epochs (ferbench_latent_vgg19.classifier.LatentCorrection).
+    "latent_training": "joint",
+    "latent_epochs": 10,
     "image_size": None,  # None: the training images' size
     "weights": None,  # a local ImageNet VGG19(-BN) file for the classifier's convolutions
     "eval_batch_size": 256,
@@ -98,10 +105,12 @@ GAN_KEYS = ("latent_dim", "mapping_layers", "gan_channels", "gan_image_size", "g
 def check_latent_config(config: dict[str, Any]) -> None:
     """Reject values this method cannot use, naming the hyperparameter (before any training)."""
     positive = ("fc_dim", "latent_fc_dim", "latent_dim", "mapping_layers", "gan_channels", "gan_batch_size",
-                "encoder_batch_size", "invert_batch_size")
+                "encoder_batch_size", "invert_batch_size", "latent_epochs")
     for key in positive:
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
             raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    if config["latent_training"] not in ("joint", "image-first"):
+        raise ConfigError(f"latent_training must be 'joint' or 'image-first', got {config['latent_training']!r}")
     for key in ("gan_steps", "encoder_steps", "lens_epochs", "invert_steps"):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
             raise ConfigError(f"{key} must be a non-negative integer, got {config[key]!r}")
@@ -234,35 +243,58 @@ class LatentVGG19Method(Method):
         images = inverted["reconstructions"] if config["image_branch"] == "reconstruction" else train.images
         in_chans = 1 if images.ndim == 3 else 3
         image_size = int(config["image_size"] or max(train.image_size))
-        self.classifier_build = {"num_classes": len(train.classes), "in_chans": in_chans,
-                                 "latent_dim": self.generator.latent_dim,
-                                 "fc_dim": int(config["fc_dim"]), "latent_fc_dim": int(config["latent_fc_dim"]),
-                                 "drop_rate": float(config["drop_rate"]),
-                                 "latent_dropout": float(config["latent_dropout"])}
-        if classifier_name.startswith("timm:"):  # the paper's VGG: its pooled convolutions
-            self.classifier_build["backbone"] = classifier_name[len("timm:"):]
-            image_net = None
-        else:  # any ferbench classifier: its penultimate features (e.g. the compact fer-resnet)
-            image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size}
-            self.classifier_build["image_net"] = {"component": classifier_name, "build": image_net_build}
-            image_net = ctx.build("classifier", classifier_name, **image_net_build)
-        self.classifier = LatentVGG19(**{k: v for k, v in self.classifier_build.items() if k != "image_net"},
-                                      image_net=image_net)
-        self.weights_report = None
-        if config["weights"]:
-            from ferbench.checkpoint import load_weights
-
-            self.weights_report = load_weights(self.classifier.image_net, config["weights"], train.classes)
         self.input_spec = InputSpec.fit(images, in_chans, image_size)
+        latent = {"latent_dim": self.generator.latent_dim, "latent_fc_dim": int(config["latent_fc_dim"]),
+                  "latent_dropout": float(config["latent_dropout"])}
+        self.weights_report = None
+        if config["latent_training"] == "image-first":
+            image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size,
+                               "drop_rate": float(config["drop_rate"])}
+            self.classifier_build = {"latent_training": "image-first", **latent,
+                                     "image_net": {"component": classifier_name, "build": image_net_build}}
+            seed_everything(ctx.seed)  # the image network starts where the no-latent baseline's fold starts
+            image_net = ctx.build("classifier", classifier_name, **image_net_build)
+            self._load_weights(image_net, config, train.classes)
+            started = time.perf_counter()
+            self.image_net_history = train_classifier(
+                image_net, TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(self.device),
+                                       torch.from_numpy(train.labels.astype(np.int64)).to(self.device)),
+                self.input_spec, config, self.device, ctx.seed, ctx.track,
+                lambda epoch, metrics: ctx.note(epoch_line("image network", epoch, metrics)),
+                ctx.checkpoint.stage("image_net"))
+            self.timings["image_net_s"] = time.perf_counter() - started
+            self.classifier = LatentCorrection(image_net, len(train.classes), **latent)
+            classifier_config = {**config, "epochs": int(config["latent_epochs"]), "time_budget": None}
+        else:
+            self.classifier_build = {"latent_training": "joint", "num_classes": len(train.classes),
+                                     "in_chans": in_chans, **latent, "fc_dim": int(config["fc_dim"]),
+                                     "drop_rate": float(config["drop_rate"])}
+            if classifier_name.startswith("timm:"):  # the paper's VGG: its pooled convolutions
+                self.classifier_build["backbone"] = classifier_name[len("timm:"):]
+                image_net = None
+            else:  # any ferbench classifier: its penultimate features (e.g. the compact fer-resnet)
+                image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size}
+                self.classifier_build["image_net"] = {"component": classifier_name, "build": image_net_build}
+                image_net = ctx.build("classifier", classifier_name, **image_net_build)
+            self.classifier = LatentVGG19(**{k: v for k, v in self.classifier_build.items()
+                                             if k not in ("image_net", "latent_training")}, image_net=image_net)
+            self._load_weights(self.classifier.image_net, config, train.classes)
+            classifier_config = config
         # Test faces are inverted once each and kept, so a time-to-accuracy curve (eval_every) costs one
         # inversion per split, and the final scoring and report reuse it.
         self._inversions: dict[str, dict[str, Any]] = {}
         evaluate = (lambda: ctx.evaluate(self)) if ctx.evaluate else None
         started = time.perf_counter()
         self.history = train_latent_classifier(self.classifier, images, inverted["w"], train.labels, self.input_spec,
-                                               config, self.device, ctx.seed, ctx.track, ctx.epoch_end,
+                                               classifier_config, self.device, ctx.seed, ctx.track, ctx.epoch_end,
                                                ctx.checkpoint.stage("classifier"), evaluate)
         self.timings["classifier_s"] = time.perf_counter() - started
+
+    def _load_weights(self, image_net, config: dict[str, Any], classes) -> None:
+        if config["weights"]:
+            from ferbench.checkpoint import load_weights
+
+            self.weights_report = load_weights(image_net, config["weights"], classes)
 
     # --- the generator and encoder: loaded, cached or trained --------------------------------------------
     def _generator_and_encoder(self, train: Dataset, ctx: RunContext):
@@ -407,6 +439,7 @@ class LatentVGG19Method(Method):
                                        f"latent-vgg19 on {test.name}: query | encoder estimate | optimised")
         extra: dict[str, Any] = {
             "history": self.history,
+            **({"image_net_history": self.image_net_history} if hasattr(self, "image_net_history") else {}),
             "generator": self.gan_record,
             "lens": self.lens_record,
             "inversion": {"steps": int(self.config["invert_steps"]), "lr": float(self.config["invert_lr"]),
@@ -433,7 +466,9 @@ class LatentVGG19Method(Method):
           and test faces, which is the floor a perfect generator would reach on a finite sample;
         - ``classifier_without_w``: the trained classifier with every test face's w hidden (set to the
           training mean, as ``latent_dropout`` hides it), under the same test-time views: its image branch
-          alone, so the record's accuracy minus this is what w adds at test time.
+          alone, so the record's accuracy minus this is what w adds at test time. Under
+          ``latent_training: image-first`` this is exactly the image network trained alone: the no-latent
+          baseline, measured in the same run.
         The method's own accuracy is the record's metrics.
         """
         from sklearn.linear_model import LogisticRegression

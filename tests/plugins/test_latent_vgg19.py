@@ -10,7 +10,7 @@ import torch
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.plugins import PluginManager
 from ferbench.runner import RunRequest, run
-from ferbench_latent_vgg19.classifier import LatentVGG19
+from ferbench_latent_vgg19.classifier import LatentCorrection, LatentVGG19, train_latent_classifier
 from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
 from ferbench_latent_vgg19.inversion import FaceLens, invert
 from ferbench_latent_vgg19.method import read_gan_folder, write_gan_folder
@@ -282,8 +282,56 @@ def test_latent_dropout_hides_w_from_a_share_of_training_faces_only():
         assert not (model.features(x, w)[:, 8:] == hidden).all(1).any()  # at test time every face has its w
 
 
+def test_the_image_first_correction_leaves_the_trained_image_network_as_it_was():
+    from ferbench.data import InputSpec
+    from ferbench_nets import FerResNet
+
+    torch.manual_seed(0)
+    net = FerResNet(num_classes=3, in_chans=1, widths=(8, 16), depths=(1, 1))
+    model = LatentCorrection(net, num_classes=3, latent_dim=16, latent_fc_dim=8)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    images = np.random.default_rng(0).integers(0, 256, (32, 24, 24), dtype=np.uint8)
+    x, w = InputSpec.fit(images, 1, 24)(torch.from_numpy(images)), torch.randn(32, 16) * 3 + 5
+    labels = np.arange(32) % 3
+    with torch.no_grad():
+        net.eval()
+        assert torch.equal(model.eval()(x, w), net(x))  # the correction starts at zero
+    config = {"epochs": 3, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0, "label_smoothing": 0.0,
+              "augment": False}
+    train_latent_classifier(model, images, w, labels, InputSpec.fit(images, 1, 24), config, torch.device("cpu"), 0)
+    for key, value in net.state_dict().items():  # weights and batch-norm statistics alike
+        assert torch.equal(value, before[key]), key
+    with torch.no_grad():
+        model.eval()
+        x = x.contiguous(memory_format=torch.channels_last)
+        assert not torch.allclose(model(x, w), net(x))  # w now moves the logits ...
+        assert torch.equal(model(x, model.latent_mean.expand(32, -1)), net(x))  # ... and hidden, adds nothing
+
+
+def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_path, monkeypatch):
+    """With w hidden the image-first model is the image network trained exactly as ``--method`` trains it
+    alone (same seed, same recipe): its accuracy is the baseline run's."""
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    config = {**TINY_RUN, "image_branch": "query", "tta": "flip", "epochs": 2, "latent_epochs": 2,
+              "latent_training": "image-first", "latent_dropout": 0.5}
+    (record,) = tiny_latent_run(zoo, tmp_path / "latent", method="latent-fer-resnet", config=config,
+                                components={"classifier": "fer-resnet-s", "lens": "fer-resnet-s"})
+    extra = record["extra"]
+    assert len(extra["image_net_history"]) == 2 and len(extra["history"]) == 2
+    assert {"image_net_s", "classifier_s"} <= set(extra["timings"])
+    supervised = {k: record["config"][k] for k in ("epochs", "batch_size", "lr", "weight_decay",
+                                                   "label_smoothing", "augment", "erasing", "drop_rate",
+                                                   "image_size", "tta")}
+    (alone,) = run(zoo, RunRequest(method="fer-resnet-s", dataset="squares", config=supervised,
+                                   out_dir=tmp_path / "alone", device="cpu"))
+    assert extra["stages"]["classifier_without_w"] == alone["metrics"]["accuracy"]
+    assert extra["image_net_history"][-1]["loss"] == alone["extra"]["history"][-1]["loss"]
+
+
 @pytest.mark.parametrize("override, message", [
     ({"image_branch": "both"}, "image_branch"),
+    ({"latent_training": "both"}, "latent_training"),
+    ({"latent_epochs": 0}, "latent_epochs"),
     ({"tta": "rotate"}, "tta"),
     ({"latent_dropout": 1.0}, "latent_dropout"),
     ({"gan_image_size": 50}, "gan_image_size"),
