@@ -247,39 +247,8 @@ class LatentVGG19Method(Method):
         latent = {"latent_dim": self.generator.latent_dim, "latent_fc_dim": int(config["latent_fc_dim"]),
                   "latent_dropout": float(config["latent_dropout"])}
         self.weights_report = None
-        if config["latent_training"] == "image-first":
-            image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size,
-                               "drop_rate": float(config["drop_rate"])}
-            self.classifier_build = {"latent_training": "image-first", **latent,
-                                     "image_net": {"component": classifier_name, "build": image_net_build}}
-            seed_everything(ctx.seed)  # the image network starts where the no-latent baseline's fold starts
-            image_net = ctx.build("classifier", classifier_name, **image_net_build)
-            self._load_weights(image_net, config, train.classes)
-            started = time.perf_counter()
-            self.image_net_history = train_classifier(
-                image_net, TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(self.device),
-                                       torch.from_numpy(train.labels.astype(np.int64)).to(self.device)),
-                self.input_spec, config, self.device, ctx.seed, ctx.track,
-                lambda epoch, metrics: ctx.note(epoch_line("image network", epoch, metrics)),
-                ctx.checkpoint.stage("image_net"))
-            self.timings["image_net_s"] = time.perf_counter() - started
-            self.classifier = LatentCorrection(image_net, len(train.classes), **latent)
-            classifier_config = {**config, "epochs": int(config["latent_epochs"]), "time_budget": None}
-        else:
-            self.classifier_build = {"latent_training": "joint", "num_classes": len(train.classes),
-                                     "in_chans": in_chans, **latent, "fc_dim": int(config["fc_dim"]),
-                                     "drop_rate": float(config["drop_rate"])}
-            if classifier_name.startswith("timm:"):  # the paper's VGG: its pooled convolutions
-                self.classifier_build["backbone"] = classifier_name[len("timm:"):]
-                image_net = None
-            else:  # any ferbench classifier: its penultimate features (e.g. the compact fer-resnet)
-                image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size}
-                self.classifier_build["image_net"] = {"component": classifier_name, "build": image_net_build}
-                image_net = ctx.build("classifier", classifier_name, **image_net_build)
-            self.classifier = LatentVGG19(**{k: v for k, v in self.classifier_build.items()
-                                             if k not in ("image_net", "latent_training")}, image_net=image_net)
-            self._load_weights(self.classifier.image_net, config, train.classes)
-            classifier_config = config
+        build = self._image_first if config["latent_training"] == "image-first" else self._joint
+        self.classifier, classifier_config = build(images, train, ctx, latent, in_chans, image_size)
         # Test faces are inverted once each and kept, so a time-to-accuracy curve (eval_every) costs one
         # inversion per split, and the final scoring and report reuse it.
         self._inversions: dict[str, dict[str, Any]] = {}
@@ -289,6 +258,47 @@ class LatentVGG19Method(Method):
                                                classifier_config, self.device, ctx.seed, ctx.track, ctx.epoch_end,
                                                ctx.checkpoint.stage("classifier"), evaluate)
         self.timings["classifier_s"] = time.perf_counter() - started
+
+    def _joint(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any], in_chans: int,
+               image_size: int) -> tuple[LatentVGG19, dict[str, Any]]:
+        """The paper's classifier: image and latent branches joined before the final layer, trained together."""
+        config, name = ctx.config, ctx.components["classifier"]
+        self.classifier_build = {"latent_training": "joint", "num_classes": len(train.classes), "in_chans": in_chans,
+                                 **latent, "fc_dim": int(config["fc_dim"]), "drop_rate": float(config["drop_rate"])}
+        if name.startswith("timm:"):  # the paper's VGG: its pooled convolutions
+            self.classifier_build["backbone"] = name[len("timm:"):]
+            image_net = None
+        else:  # any ferbench classifier: its penultimate features (e.g. the compact fer-resnet)
+            image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size}
+            self.classifier_build["image_net"] = {"component": name, "build": image_net_build}
+            image_net = ctx.build("classifier", name, **image_net_build)
+        classifier = LatentVGG19(**{k: v for k, v in self.classifier_build.items()
+                                    if k not in ("image_net", "latent_training")}, image_net=image_net)
+        self._load_weights(classifier.image_net, config, train.classes)
+        return classifier, config
+
+    def _image_first(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any],
+                     in_chans: int, image_size: int) -> tuple[LatentCorrection, dict[str, Any]]:
+        """The image network trained alone, exactly as the no-latent baseline is, then frozen under a
+        correction from w that trains for ``latent_epochs`` epochs."""
+        config, name = ctx.config, ctx.components["classifier"]
+        image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size,
+                           "drop_rate": float(config["drop_rate"])}
+        self.classifier_build = {"latent_training": "image-first", **latent,
+                                 "image_net": {"component": name, "build": image_net_build}}
+        seed_everything(ctx.seed)  # the image network starts where the no-latent baseline's fold starts
+        image_net = ctx.build("classifier", name, **image_net_build)
+        self._load_weights(image_net, config, train.classes)
+        started = time.perf_counter()
+        data = TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(self.device),
+                           torch.from_numpy(train.labels.astype(np.int64)).to(self.device))
+        self.image_net_history = train_classifier(
+            image_net, data, self.input_spec, config, self.device, ctx.seed, ctx.track,
+            lambda epoch, metrics: ctx.note(epoch_line("image network", epoch, metrics)),
+            ctx.checkpoint.stage("image_net"))
+        self.timings["image_net_s"] = time.perf_counter() - started
+        return (LatentCorrection(image_net, len(train.classes), **latent),
+                {**config, "epochs": int(config["latent_epochs"]), "time_budget": None})
 
     def _load_weights(self, image_net, config: dict[str, Any], classes) -> None:
         if config["weights"]:
