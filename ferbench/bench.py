@@ -256,7 +256,7 @@ def harness_step_seconds(model: nn.Module, example: torch.Tensor, config: BenchC
     shape = (batch * steps, size, size) if in_chans == 1 else (batch * steps, size, size, 3)
     images = generator.integers(0, 256, shape, dtype=np.uint8)
     labels = generator.integers(0, config.num_classes, batch * steps)
-    data = TrainingSet(torch.from_numpy(images).to(config.device), torch.from_numpy(labels).to(config.device))
+    data = TrainingSet.of_arrays(images, labels, config.device)
     run_config = {**SUPERVISED_DEFAULTS, "epochs": 2, "batch_size": batch}
     # The engine follows the process's precision policy; time it in the mode's own, beside that mode's bare step.
     with precision.using("bf16" if mode.dtype == torch.bfloat16 else "fp32"):

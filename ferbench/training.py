@@ -91,8 +91,13 @@ class TrainingSet:
 
     @classmethod
     def of(cls, data: Dataset, device: torch.device) -> "TrainingSet":
-        return cls(torch.from_numpy(np.ascontiguousarray(data.images)).to(device),
-                   torch.from_numpy(data.labels.astype(np.int64)).to(device))
+        return cls.of_arrays(data.images, data.labels, device)
+
+    @classmethod
+    def of_arrays(cls, images: np.ndarray, labels: np.ndarray, device: torch.device,
+                  extras: tuple[torch.Tensor, ...] = ()) -> "TrainingSet":
+        return cls(torch.from_numpy(np.ascontiguousarray(images)).to(device),
+                   torch.from_numpy(labels.astype(np.int64, copy=False)).to(device), extras)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -151,8 +151,7 @@ def train_latent_classifier(model: LatentInput, images: np.ndarray, w: torch.Ten
     weight). The latent branch's standardisation is fitted to ``w`` first."""
     latents = w.to(device).float()
     model.fit_latent_scale(latents)
-    data = TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(device),
-                       torch.from_numpy(labels.astype(np.int64)).to(device), extras=(latents,))
+    data = TrainingSet.of_arrays(images, labels, device, extras=(latents,))
     return train_classifier(model, data, input_spec, config, device, seed, track, epoch_end, checkpoint,
                             evaluate, label="classifier epoch")
 

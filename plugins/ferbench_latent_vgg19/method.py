@@ -290,8 +290,7 @@ class LatentVGG19Method(Method):
         image_net = ctx.build("classifier", name, **image_net_build)
         self._load_weights(image_net, config, train.classes)
         started = time.perf_counter()
-        data = TrainingSet(torch.from_numpy(np.ascontiguousarray(images)).to(self.device),
-                           torch.from_numpy(train.labels.astype(np.int64)).to(self.device))
+        data = TrainingSet.of_arrays(images, train.labels, self.device)
         self.image_net_history = train_classifier(
             image_net, data, self.input_spec, config, self.device, ctx.seed, ctx.track,
             lambda epoch, metrics: ctx.note(epoch_line("image network", epoch, metrics)),

@@ -57,9 +57,10 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
     return save_figure(fig, path, dpi=100)
 
 
-STAGE_COLUMNS = ["Method", "Dataset", "Protocol", "Split", "Folds", "Image branch / inversion / latent dropout / training",
-                 "Generator trained on", "PSNR enc / opt", "w enc %", "w opt %", "Lens real %", "Lens G(w) %",
-                 "Fréchet G / real", "Without w %", "Accuracy %", "Run"]
+STAGE_COLUMNS = ["Method", "Dataset", "Protocol", "Split", "Folds",
+                 "Image branch / inversion / latent dropout / training", "Generator trained on", "PSNR enc / opt",
+                 "w enc %", "w opt %", "Lens real %", "Lens G(w) %", "Fréchet G / real", "Without w %",
+                 "Accuracy %", "Run"]
 
 
 def stage_rows(records: list[dict]) -> list[list[str]]:
