@@ -58,7 +58,7 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
 
 
 STAGE_COLUMNS = ["Method", "Dataset", "Protocol", "Split", "Folds",
-                 "Image branch / inversion / latent dropout / training", "Generator trained on", "PSNR enc / opt",
+                 "Image network on branch / inversion / latent dropout / training", "Generator trained on", "PSNR enc / opt",
                  "w enc %", "w opt %", "Lens real %", "Lens G(w) %", "Fréchet G / real", "Without w %",
                  "Accuracy %", "Run"]
 
@@ -91,7 +91,8 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
         frechet = [s.get("generator_frechet") or {} for s in stages]
         inversion = "pixel only" if not config.get("feature_weight") else f"{config.get('invert_steps', '?')} steps"
         rows.append([first["method"], first["dataset"], first["protocol"], split, str(len(group)),
-                     f"{config.get('image_branch', '?')} / {inversion} / {config.get('latent_dropout', 0):g} / "
+                     f"{(first.get('components') or {}).get('classifier', '?')} on {config.get('image_branch', '?')} / "
+                     f"{inversion} / {config.get('latent_dropout', 0):g} / "
                      f"{config.get('latent_training', 'joint')}",
                      f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images)",
                      f"{mean_sd([q.get('psnr_encoder') for q in quality], digits=1)} / "

@@ -365,6 +365,7 @@ def test_a_generator_trained_on_the_test_faces_is_refused(zoo, tmp_path, monkeyp
 def stage_record(fold, accuracy, w_optimised, method="latent-fer-resnet"):
     return {"run_id": "r1", "method": method, "method_plugin": "latent_vgg19", "dataset": "ckplus48",
             "protocol": "kfold", "fold": fold, "test_split": "test", "metrics": {"accuracy": accuracy},
+            "components": {"classifier": "fer-resnet", "lens": "fer-resnet-s"},
             "config": {"image_branch": "query", "feature_weight": 1.0, "invert_steps": 4, "latent_dropout": 0.5},
             "extra": {"reconstruction": {"psnr_encoder": 12.0, "psnr_optimised": 14.0},
                       "generator": {"trained_on": {"dataset": "fer2013[train]", "images": 28709}},
@@ -380,8 +381,8 @@ def test_the_stage_table_averages_each_stage_over_a_runs_folds(tmp_path):
                {"method": "timm:resnet18", "method_plugin": "timm", "extra": {}}]
     (section,) = leaderboard_section(records)
     section = " ".join(section.split())  # tabulate pads the columns
-    assert ("| latent-fer-resnet | ckplus48 | kfold | test | 2 | query / 4 steps / 0.5 / joint | fer2013[train] (28709 "
-            "images) | 12.0 ± 0.0 / 14.0 ± 0.0 | 50.00 ± 0.00 | 80.00 ± 14.14 | 80.00 ± 0.00 | 70.00 ± 0.00 "
+    assert ("| latent-fer-resnet | ckplus48 | kfold | test | 2 | fer-resnet on query / 4 steps / 0.5 / joint "
+            "| fer2013[train] (28709 images) | 12.0 ± 0.0 / 14.0 ± 0.0 | 50.00 ± 0.00 | 80.00 ± 14.14 | 80.00 ± 0.00 | 70.00 ± 0.00 "
             "| 20.0 ± 0.0 / 4.0 ± 0.0 | 75.00 ± 7.07 | 85.00 ± 7.07 | r1 |") in section
     assert leaderboard_section(records[2:]) == []
 
