@@ -58,7 +58,8 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
 
 
 STAGE_COLUMNS = ["Method", "Dataset", "Protocol", "Split", "Folds",
-                 "Image network on branch / inversion / latent dropout / training", "Generator trained on", "PSNR enc / opt",
+                 "Image network on branch / inversion / latent dropout / training", "Generator trained on",
+                 "PSNR enc / opt",
                  "w enc %", "w opt %", "Lens real %", "Lens G(w) %", "Fréchet G / real", "Without w %",
                  "Accuracy %", "Run"]
 
