@@ -218,7 +218,6 @@ class LatentVGG19Method(Method):
         config, self.config = ctx.config, dict(ctx.config)
         check_latent_config(config)
         check_cpu_compiler(config, ctx.device)  # refused now, not after the generator and lens have trained
-        classifier_name = ctx.components["classifier"]
         self.device, self.track, self.classes = ctx.device, ctx.track, train.classes
         self.components = dict(ctx.components)
         self.timings: dict[str, float] = {}

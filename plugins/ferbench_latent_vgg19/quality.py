@@ -59,9 +59,8 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
 
 STAGE_COLUMNS = ["Method", "Dataset", "Protocol", "Split", "Folds",
                  "Image network on branch / inversion / latent dropout / training", "Generator trained on",
-                 "PSNR enc / opt",
-                 "w enc %", "w opt %", "Lens real %", "Lens G(w) %", "Fréchet G / real", "Without w %",
-                 "Accuracy %", "Run"]
+                 "PSNR enc / opt", "w enc %", "w opt %", "Lens real %", "Lens G(w) %", "Fréchet G / real",
+                 "Without w %", "Accuracy %", "Run"]
 
 
 def stage_rows(records: list[dict]) -> list[list[str]]:
@@ -91,10 +90,10 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
         config, trained_on = first.get("config") or {}, ((extras[0].get("generator") or {}).get("trained_on") or {})
         frechet = [s.get("generator_frechet") or {} for s in stages]
         inversion = "pixel only" if not config.get("feature_weight") else f"{config.get('invert_steps', '?')} steps"
+        image_network = (first.get("components") or {}).get("classifier", "?")
         rows.append([first["method"], first["dataset"], first["protocol"], split, str(len(group)),
-                     f"{(first.get('components') or {}).get('classifier', '?')} on {config.get('image_branch', '?')} / "
-                     f"{inversion} / {config.get('latent_dropout', 0):g} / "
-                     f"{config.get('latent_training', 'joint')}",
+                     f"{image_network} on {config.get('image_branch', '?')} / {inversion} / "
+                     f"{config.get('latent_dropout', 0):g} / {config.get('latent_training', 'joint')}",
                      f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images)",
                      f"{mean_sd([q.get('psnr_encoder') for q in quality], digits=1)} / "
                      f"{mean_sd([q.get('psnr_optimised') for q in quality], digits=1)}",
