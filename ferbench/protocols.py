@@ -90,7 +90,7 @@ def carve_validation(fold: Fold, fraction: float, seed: int) -> Fold:
     if not 0 < fraction < 1:
         raise DatasetError(f"--validation must be a fraction between 0 and 1, got {fraction}")
     labels = train.labels
-    if not (train.subjects == "").any() and len(set(train.subjects.tolist())) >= 1 / fraction:
+    if _names_people(train, 1 / fraction):
         splitter = StratifiedGroupKFold(n_splits=max(2, round(1 / fraction)), shuffle=True, random_state=seed)
         kept, held = next(splitter.split(np.zeros(len(train)), labels, train.subjects))
     else:
@@ -102,6 +102,22 @@ def carve_validation(fold: Fold, fraction: float, seed: int) -> Fold:
                                f"{train.name} ({error})") from error
     return replace(fold, train=train.select(kept, f"{train.name} minus validation"),
                    validation=train.select(held, f"{train.name} validation"))
+
+
+def inner_folds(train: Dataset, folds: int, seed: int) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """A stratified ``folds``-fold split of a training set, for out-of-fold predictions inside a method
+    (stacking): ``("people", splits)`` when every image names its subject, each person on one side as in
+    :func:`carve_validation`; ``("images", splits)`` otherwise. ``splits`` holds (kept, held) index pairs."""
+    if _names_people(train, folds):
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return "people", list(splitter.split(np.zeros(len(train)), train.labels, train.subjects))
+    _check_folds(train, folds)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return "images", list(splitter.split(np.zeros(len(train)), train.labels))
+
+
+def _names_people(dataset: Dataset, at_least: float) -> bool:
+    return not (dataset.subjects == "").any() and len(set(dataset.subjects.tolist())) >= at_least
 
 
 def _check_folds(dataset: Dataset, folds: int) -> None:

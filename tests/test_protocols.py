@@ -102,3 +102,20 @@ def test_carve_validation_holds_out_whole_subjects_when_known_and_images_otherwi
     assert len(carved.validation) == round(0.2 * len(carved.train) / 0.8)
     with pytest.raises(DatasetError, match="--validation must be a fraction"):
         carve_validation(fold, 1.5, seed=0)
+
+
+def test_inner_folds_hold_every_training_image_out_once_by_person_when_known(squares):
+    from ferbench.protocols import inner_folds
+
+    known = squares(per_class=20, subjects=10)
+    split, splits = inner_folds(known, 5, seed=0)
+    assert split == "people" and len(splits) == 5
+    held = np.concatenate([h for _, h in splits])
+    assert sorted(held) == list(range(len(known)))
+    for kept, out in splits:
+        assert not set(known.subjects[kept]) & set(known.subjects[out])
+    anonymous = squares(per_class=20, subjects=1)
+    split, splits = inner_folds(anonymous, 4, seed=0)
+    assert split == "images" and sorted(np.concatenate([h for _, h in splits])) == list(range(len(anonymous)))
+    with pytest.raises(DatasetError, match="fewer than --folds 30"):
+        inner_folds(anonymous, 30, seed=0)

@@ -134,8 +134,10 @@ class LatentCorrection(LatentInput):
         self.image_net.eval()
         return self
 
-    def forward(self, images: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        logits = self.image_net(images)
+    def forward(self, images: torch.Tensor, w: torch.Tensor, image_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """``image_logits``, where given, stand in for the image network's (``correction_folds``: out-of-fold
+        logits of the training faces, so the correction learns from errors on faces a network has not seen)."""
+        logits = self.image_net(images) if image_logits is None else image_logits
         return logits + self.latent(self.standardised(w).to(logits.dtype))
 
 
@@ -144,14 +146,17 @@ def train_latent_classifier(model: LatentInput, images: np.ndarray, w: torch.Ten
                             track: Callable = lambda it, *a, **k: it,
                             epoch_end: Callable[[int, dict[str, float]], None] = lambda e, m: None,
                             checkpoint: TrainingCheckpoint | None = None,
-                            evaluate: Callable[[], dict[str, float]] | None = None) -> list[dict]:
+                            evaluate: Callable[[], dict[str, float]] | None = None,
+                            image_logits: torch.Tensor | None = None) -> list[dict]:
     """Cross-entropy training on (uint8 image, w) pairs through the core's engine
     (:func:`ferbench.training.train_classifier`), with the latent as the model's second input. Augmentation
     moves the image only; w stays the image's code (MixUp/CutMix, if turned on, mix w with the label
-    weight). The latent branch's standardisation is fitted to ``w`` first."""
+    weight). The latent branch's standardisation is fitted to ``w`` first. ``image_logits`` (a
+    :class:`LatentCorrection`'s stacking input) go to the model as its third input."""
     latents = w.to(device).float()
     model.fit_latent_scale(latents)
-    data = TrainingSet.of_arrays(images, labels, device, extras=(latents,))
+    extras = (latents,) if image_logits is None else (latents, image_logits.to(device).float())
+    data = TrainingSet.of_arrays(images, labels, device, extras=extras)
     return train_classifier(model, data, input_spec, config, device, seed, track, epoch_end, checkpoint,
                             evaluate, label="classifier epoch")
 

@@ -26,6 +26,7 @@ from ferbench.data import Dataset, InputSpec, fingerprint
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.files import atomic_path, write_json
 from ferbench.interfaces import Method, RunContext
+from ferbench.protocols import inner_folds
 from ferbench.results import slug
 from ferbench.runner import epoch_line
 from ferbench.training import (SUPERVISED_DEFAULTS, TrainingSet, check_cpu_compiler, predict_proba, seed_everything,
@@ -60,6 +61,11 @@ DEFAULTS: dict[str, Any] = {
     # logits is learned from w for latent_epochs epochs (ferbench_latent_vgg19.classifier.LatentCorrection).
     "latent_training": "joint",
     "latent_epochs": 10,
+    # image-first: 0 = the correction learns from the image network's logits of its own training faces, which
+    # it has fitted (near 100%), so it sees few errors to correct; K >= 2 = from out-of-fold logits of K more
+    # image networks, each trained under the same recipe on the other parts of a K-fold split of the
+    # training faces (whole people where the data names them): stacking, at K more image-network trainings.
+    "correction_folds": 0,
     "image_size": None,  # None: the training images' size
     "weights": None,  # a local ImageNet VGG19(-BN) file for the classifier's convolutions
     "eval_batch_size": 256,
@@ -111,6 +117,12 @@ def check_latent_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
     if config["latent_training"] not in ("joint", "image-first"):
         raise ConfigError(f"latent_training must be 'joint' or 'image-first', got {config['latent_training']!r}")
+    folds = config["correction_folds"]
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 0 or folds == 1:
+        raise ConfigError(f"correction_folds must be 0 (off) or an integer of at least 2, got {folds!r}")
+    if folds and config["latent_training"] != "image-first":
+        raise ConfigError("correction_folds needs latent_training: image-first (it stacks a correction on "
+                          f"a finished image network); latent_training is {config['latent_training']!r}")
     for key in ("gan_steps", "encoder_steps", "lens_epochs", "invert_steps"):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
             raise ConfigError(f"{key} must be a non-negative integer, got {config[key]!r}")
@@ -245,7 +257,7 @@ class LatentVGG19Method(Method):
         self.input_spec = InputSpec.fit(images, in_chans, image_size)
         latent = {"latent_dim": self.generator.latent_dim, "latent_fc_dim": int(config["latent_fc_dim"]),
                   "latent_dropout": float(config["latent_dropout"])}
-        self.weights_report = None
+        self.weights_report, self.out_of_fold = None, None
         build = self._image_first if config["latent_training"] == "image-first" else self._joint
         self.classifier, classifier_config = build(images, train, ctx, latent, in_chans, image_size)
         # Test faces are inverted once each and kept, so a time-to-accuracy curve (eval_every) costs one
@@ -255,7 +267,8 @@ class LatentVGG19Method(Method):
         started = time.perf_counter()
         self.history = train_latent_classifier(self.classifier, images, inverted["w"], train.labels, self.input_spec,
                                                classifier_config, self.device, ctx.seed, ctx.track, ctx.epoch_end,
-                                               ctx.checkpoint.stage("classifier"), evaluate)
+                                               ctx.checkpoint.stage("classifier"), evaluate,
+                                               self.out_of_fold and self.out_of_fold.pop("logits"))
         self.timings["classifier_s"] = time.perf_counter() - started
 
     def _joint(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any], in_chans: int,
@@ -295,8 +308,38 @@ class LatentVGG19Method(Method):
             lambda epoch, metrics: ctx.note(epoch_line("image network", epoch, metrics)),
             ctx.checkpoint.stage("image_net"))
         self.timings["image_net_s"] = time.perf_counter() - started
+        if config["correction_folds"]:
+            started = time.perf_counter()
+            self.out_of_fold = self._out_of_fold_logits(images, train, ctx, image_net_build)
+            self.timings["out_of_fold_s"] = time.perf_counter() - started
         return (LatentCorrection(image_net, len(train.classes), **latent),
                 {**config, "epochs": int(config["latent_epochs"]), "time_budget": None})
+
+    def _out_of_fold_logits(self, images: np.ndarray, train: Dataset, ctx: RunContext,
+                            image_net_build: dict[str, Any]) -> dict[str, Any]:
+        """Each training face's log-probabilities from an image network that did not train on it (the
+        ``correction_folds`` networks, same recipe and seed, each on the rest of an inner split), under the
+        test-time views: what the correction then learns to mend is the image network's error on unseen
+        faces, not its fit of the seen ones. Log-probabilities differ from logits by a per-face constant,
+        which the softmax ignores."""
+        config, name = ctx.config, ctx.components["classifier"]
+        split, splits = inner_folds(train, int(config["correction_folds"]), ctx.seed)
+        logits = torch.zeros(len(train), len(train.classes))
+        for k, (kept, held) in enumerate(splits, start=1):
+            label = f"out-of-fold image network {k}/{len(splits)}"
+            seed_everything(ctx.seed)
+            image_net = ctx.build("classifier", name, **image_net_build)
+            self._load_weights(image_net, config, train.classes)
+            train_classifier(image_net, TrainingSet.of_arrays(images[kept], train.labels[kept], self.device),
+                             self.input_spec, config, self.device, ctx.seed, ctx.track,
+                             lambda epoch, metrics: ctx.note(epoch_line(label, epoch, metrics)),
+                             ctx.checkpoint.stage(f"image_net_oof{k}"))
+            probabilities = predict_proba(image_net, images[held], self.input_spec, self.device,
+                                          int(config["eval_batch_size"]), tta=str(config["tta"]))
+            logits[held] = torch.from_numpy(np.log(np.clip(probabilities, 1e-8, None)))
+        accuracy = float((logits.argmax(1).numpy() == train.labels).mean())
+        ctx.note(f"out-of-fold image networks ({len(splits)}, split by {split}): {accuracy:.2%} of the training faces")
+        return {"folds": len(splits), "split": split, "accuracy": accuracy, "logits": logits}
 
     def _load_weights(self, image_net, config: dict[str, Any], classes) -> None:
         if config["weights"]:
@@ -460,6 +503,8 @@ class LatentVGG19Method(Method):
         }
         if self.weights_report:
             extra["weights"] = self.weights_report
+        if self.out_of_fold:
+            extra["out_of_fold"] = self.out_of_fold
         return extra
 
     def _stages(self, test: Dataset, inverted: dict[str, Any]) -> dict[str, Any]:

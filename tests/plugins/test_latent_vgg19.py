@@ -308,17 +308,52 @@ def test_the_image_first_correction_leaves_the_trained_image_network_as_it_was()
         assert torch.equal(model(x, model.latent_mean.expand(32, -1)), net(x))  # ... and hidden, adds nothing
 
 
-def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_path, monkeypatch):
+def test_a_stacked_correction_learns_from_the_given_logits_and_never_runs_the_image_network():
+    from ferbench.data import InputSpec
+    from ferbench_nets import FerResNet
+
+    torch.manual_seed(0)
+    net = FerResNet(num_classes=3, in_chans=1, widths=(8, 16), depths=(1, 1))
+    model = LatentCorrection(net, num_classes=3, latent_dim=16, latent_fc_dim=8)
+    images = np.random.default_rng(0).integers(0, 256, (32, 24, 24), dtype=np.uint8)
+    labels = np.arange(32) % 3
+    w = torch.randn(32, 16) + torch.nn.functional.one_hot(torch.from_numpy(labels), 16) * 4  # w names the class
+    wrong = torch.nn.functional.one_hot(torch.from_numpy((labels + 1) % 3), 3).float() * 2  # always one class off
+    calls = []
+    net.register_forward_hook(lambda *args: calls.append(1))
+    config = {"epochs": 20, "batch_size": 8, "lr": 0.03, "weight_decay": 0.0, "label_smoothing": 0.0,
+              "augment": False}
+    spec = InputSpec.fit(images, 1, 24)
+    history = train_latent_classifier(model, images, w, labels, spec, config, torch.device("cpu"), 0,
+                                      image_logits=wrong)
+    assert not calls  # the out-of-fold logits stood in for the image network in every training step
+    assert history[-1]["loss"] < history[0]["loss"] / 2  # and the correction learned to overrule them from w
+    with torch.no_grad():
+        model.eval()
+        corrected = model(spec(torch.from_numpy(images)), w, wrong)
+    assert (corrected.argmax(1).numpy() == labels).mean() > 0.9
+    assert calls == []
+
+
+@pytest.mark.parametrize("correction_folds", [0, 2])
+def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_path, monkeypatch, correction_folds):
     """With w hidden the image-first model is the image network trained exactly as ``--method`` trains it
-    alone (same seed, same recipe): its accuracy is the baseline run's."""
+    alone (same seed, same recipe): its accuracy is the baseline run's, with or without the out-of-fold
+    image networks the stacked correction learns from."""
     monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
     config = {**TINY_RUN, "image_branch": "query", "tta": "flip", "epochs": 2, "latent_epochs": 2,
-              "latent_training": "image-first", "latent_dropout": 0.5}
+              "latent_training": "image-first", "latent_dropout": 0.5, "correction_folds": correction_folds}
     (record,) = tiny_latent_run(zoo, tmp_path / "latent", method="latent-fer-resnet", config=config,
                                 components={"classifier": "fer-resnet-s", "lens": "fer-resnet-s"})
     extra = record["extra"]
     assert len(extra["image_net_history"]) == 2 and len(extra["history"]) == 2
     assert {"image_net_s", "classifier_s"} <= set(extra["timings"])
+    if correction_folds:  # the squares name 4 people: the inner split keeps each on one side
+        assert extra["out_of_fold"]["folds"] == 2 and extra["out_of_fold"]["split"] == "people"
+        assert 0 <= extra["out_of_fold"]["accuracy"] <= 1 and "logits" not in extra["out_of_fold"]
+        assert "out_of_fold_s" in extra["timings"]
+    else:
+        assert "out_of_fold" not in extra
     supervised = {k: record["config"][k] for k in ("epochs", "batch_size", "lr", "weight_decay",
                                                    "label_smoothing", "augment", "erasing", "drop_rate",
                                                    "image_size", "tta")}
@@ -334,6 +369,8 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
     ({"latent_epochs": 0}, "latent_epochs"),
     ({"tta": "rotate"}, "tta"),
     ({"latent_dropout": 1.0}, "latent_dropout"),
+    ({"correction_folds": 1}, "correction_folds"),
+    ({"correction_folds": 3, "latent_training": "joint"}, "needs latent_training: image-first"),
     ({"gan_image_size": 50}, "gan_image_size"),
     ({"feature_weight": 0, "pixel_weight": 0}, "both 0"),
     ({"gan_checkpoint": "/nonexistent"}, "gan_checkpoint"),
