@@ -22,6 +22,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from ferbench import precision
 from ferbench.data import Dataset, InputSpec, fingerprint
 from ferbench.errors import CheckpointError, ConfigError
 from ferbench.files import atomic_path, write_json
@@ -356,9 +357,12 @@ class LatentVGG19Method(Method):
             return generator, encoder, {**_public(record), "source": f"loaded from {config['gan_checkpoint']}"}
         images, trained_on = gan_images_for(train, config, ctx.seed)
         channels = 1 if images.ndim == 3 else 3
+        # The autocast precision belongs to the key: a generator trained in bf16 is another generator (on
+        # FER2013 one scored Fréchet 6.8 where the fp32 one scored 3.7), and a run must not reuse it unnamed.
+        autocast = "bf16" if precision.uses_bf16(ctx.device) else "fp32"
         key_material = {"format": GAN_FORMAT, "config": {k: config[k] for k in GAN_KEYS}, "channels": channels,
                         "components": {r: ctx.components[r] for r in ("generator", "discriminator", "encoder")},
-                        "data": trained_on["fingerprint"], "seed": ctx.seed}
+                        "data": trained_on["fingerprint"], "seed": ctx.seed, "autocast": autocast}
         key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()[:16]
         folder = cache_root() / key
         if (folder / "gan.json").is_file():
@@ -385,7 +389,7 @@ class LatentVGG19Method(Method):
                                         batch_size=int(config["encoder_batch_size"]),
                                         lr=float(config["encoder_lr"]), seed=ctx.seed + 1, device=device,
                                         track=ctx.track, checkpoint=ctx.checkpoint.stage("encoder"))
-        record = {"trained_on": trained_on, "key": key, "seed": ctx.seed,
+        record = {"trained_on": trained_on, "key": key, "seed": ctx.seed, "autocast": autocast,
                   "generator": {"component": ctx.components["generator"], "build": generator_build},
                   "encoder": {"component": ctx.components["encoder"], "build": encoder_build},
                   "discriminator": ctx.components["discriminator"], "config": key_material["config"],
@@ -610,7 +614,7 @@ def _summary(inverted: dict[str, Any]) -> dict[str, Any]:
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
     """What a result needs to say about the generator: what it was trained on, how, and its key."""
-    keys = ("trained_on", "key", "seed", "generator", "encoder", "discriminator", "config", "source")
+    keys = ("trained_on", "key", "seed", "autocast", "generator", "encoder", "discriminator", "config", "source")
     out = {k: record[k] for k in keys if k in record}
     training = record.get("training") or {}
     out["training"] = {part: {k: v for k, v in (training.get(part) or {}).items() if k != "history"}
