@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import safetensors.torch
 import torch
+from torch import nn
 
 from ferbench import precision
 from ferbench.data import Dataset, InputSpec, fingerprint
@@ -33,8 +34,8 @@ from ferbench.runner import epoch_line
 from ferbench.training import (SUPERVISED_DEFAULTS, TrainingSet, check_cpu_compiler, predict_proba, seed_everything,
                                train_classifier)
 
-from ferbench_latent_vgg19.classifier import (LatentCorrection, LatentVGG19, predict_latent_proba,
-                                              train_latent_classifier)
+from ferbench_latent_vgg19.classifier import (LatentCorrection, LatentStack, LatentVGG19, fit_mix, latent_shift,
+                                              predict_latent_proba, train_latent_classifier)
 from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
 from ferbench_latent_vgg19.inversion import FaceLens, ImageNetVGGLens, invert
 from ferbench_latent_vgg19.stylegan import StyleGenerator, resolution_plan, to_gan_range, train_gan
@@ -62,11 +63,10 @@ DEFAULTS: dict[str, Any] = {
     # logits is learned from w for latent_epochs epochs (ferbench_latent_vgg19.classifier.LatentCorrection).
     "latent_training": "joint",
     "latent_epochs": 10,
-    # image-first: 0 = the correction learns from the image network's logits of its own training faces, which
-    # it has fitted (near 100%), so it sees few errors to correct; K >= 2 = from out-of-fold logits of K more
-    # image networks, each trained under the same recipe on the other parts of a K-fold split of the
-    # training faces (whole people where the data names them): stacking, at K more image-network trainings.
-    "correction_folds": 0,
+    # "stacked": the image network and a logistic regression on w, each trained alone, mixed by two weights
+    # fitted on out-of-fold predictions (ferbench_latent_vgg19.classifier.LatentStack) from a stack_folds
+    # split of the training faces (whole people where the data names them): stack_folds more image networks.
+    "stack_folds": 3,
     "image_size": None,  # None: the training images' size
     "weights": None,  # a local ImageNet VGG19(-BN) file for the classifier's convolutions
     "eval_batch_size": 256,
@@ -101,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "invert_batch_size": 128,
 }
 
+LATENT_TRAININGS = ("joint", "image-first", "stacked")
 COMPONENTS = {"generator": "stylegan", "discriminator": "stylegan-discriminator", "encoder": "stylegan-encoder",
               "lens": "timm:resnet18", "classifier": "timm:vgg19_bn"}
 
@@ -116,14 +117,12 @@ def check_latent_config(config: dict[str, Any]) -> None:
     for key in positive:
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
             raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
-    if config["latent_training"] not in ("joint", "image-first"):
-        raise ConfigError(f"latent_training must be 'joint' or 'image-first', got {config['latent_training']!r}")
-    folds = config["correction_folds"]
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 0 or folds == 1:
-        raise ConfigError(f"correction_folds must be 0 (off) or an integer of at least 2, got {folds!r}")
-    if folds and config["latent_training"] != "image-first":
-        raise ConfigError("correction_folds needs latent_training: image-first (it stacks a correction on "
-                          f"a finished image network); latent_training is {config['latent_training']!r}")
+    if config["latent_training"] not in LATENT_TRAININGS:
+        raise ConfigError(f"latent_training must be one of {', '.join(LATENT_TRAININGS)}, "
+                          f"got {config['latent_training']!r}")
+    folds = config["stack_folds"]
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ConfigError(f"stack_folds must be an integer of at least 2, got {folds!r}")
     for key in ("gan_steps", "encoder_steps", "lens_epochs", "invert_steps"):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
             raise ConfigError(f"{key} must be a non-negative integer, got {config[key]!r}")
@@ -258,22 +257,25 @@ class LatentVGG19Method(Method):
         self.input_spec = InputSpec.fit(images, in_chans, image_size)
         latent = {"latent_dim": self.generator.latent_dim, "latent_fc_dim": int(config["latent_fc_dim"]),
                   "latent_dropout": float(config["latent_dropout"])}
-        self.weights_report, self.out_of_fold = None, None
-        build = self._image_first if config["latent_training"] == "image-first" else self._joint
-        self.classifier, classifier_config = build(images, train, ctx, latent, in_chans, image_size)
+        self.weights_report = None
+        build = {"joint": self._joint, "image-first": self._image_first, "stacked": self._stacked}
+        self.classifier, classifier_config = build[config["latent_training"]](images, train, ctx, latent, in_chans,
+                                                                              image_size, inverted["w"])
         # Test faces are inverted once each and kept, so a time-to-accuracy curve (eval_every) costs one
         # inversion per split, and the final scoring and report reuse it.
         self._inversions: dict[str, dict[str, Any]] = {}
         evaluate = (lambda: ctx.evaluate(self)) if ctx.evaluate else None
-        started = time.perf_counter()
-        self.history = train_latent_classifier(self.classifier, images, inverted["w"], train.labels, self.input_spec,
-                                               classifier_config, self.device, ctx.seed, ctx.track, ctx.epoch_end,
-                                               ctx.checkpoint.stage("classifier"), evaluate,
-                                               self.out_of_fold and self.out_of_fold.pop("logits"))
-        self.timings["classifier_s"] = time.perf_counter() - started
+        self.history = []
+        if classifier_config is not None:  # stacked: nothing is left to train
+            started = time.perf_counter()
+            self.history = train_latent_classifier(self.classifier, images, inverted["w"], train.labels,
+                                                   self.input_spec, classifier_config, self.device, ctx.seed,
+                                                   ctx.track, ctx.epoch_end, ctx.checkpoint.stage("classifier"),
+                                                   evaluate)
+            self.timings["classifier_s"] = time.perf_counter() - started
 
     def _joint(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any], in_chans: int,
-               image_size: int) -> tuple[LatentVGG19, dict[str, Any]]:
+               image_size: int, w: torch.Tensor) -> tuple[LatentVGG19, dict[str, Any]]:
         """The paper's classifier: image and latent branches joined before the final layer, trained together."""
         config, name = ctx.config, ctx.components["classifier"]
         self.classifier_build = {"latent_training": "joint", "num_classes": len(train.classes), "in_chans": in_chans,
@@ -291,56 +293,82 @@ class LatentVGG19Method(Method):
         return classifier, config
 
     def _image_first(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any],
-                     in_chans: int, image_size: int) -> tuple[LatentCorrection, dict[str, Any]]:
+                     in_chans: int, image_size: int, w: torch.Tensor) -> tuple[LatentCorrection, dict[str, Any]]:
         """The image network trained alone, exactly as the no-latent baseline is, then frozen under a
         correction from w that trains for ``latent_epochs`` epochs."""
-        config, name = ctx.config, ctx.components["classifier"]
-        image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size,
-                           "drop_rate": float(config["drop_rate"])}
-        self.classifier_build = {"latent_training": "image-first", **latent,
-                                 "image_net": {"component": name, "build": image_net_build}}
-        seed_everything(ctx.seed)  # the image network starts where the no-latent baseline's fold starts
-        image_net = ctx.build("classifier", name, **image_net_build)
-        self._load_weights(image_net, config, train.classes)
-        started = time.perf_counter()
-        data = TrainingSet.of_arrays(images, train.labels, self.device)
-        self.image_net_history = train_classifier(
-            image_net, data, self.input_spec, config, self.device, ctx.seed, ctx.track,
-            lambda epoch, metrics: ctx.note(epoch_line("image network", epoch, metrics)),
-            ctx.checkpoint.stage("image_net"))
-        self.timings["image_net_s"] = time.perf_counter() - started
-        if config["correction_folds"]:
-            started = time.perf_counter()
-            self.out_of_fold = self._out_of_fold_logits(images, train, ctx, image_net_build)
-            self.timings["out_of_fold_s"] = time.perf_counter() - started
+        image_net = self._image_net_alone(images, train, ctx, in_chans, image_size, latent)
         return (LatentCorrection(image_net, len(train.classes), **latent),
-                {**config, "epochs": int(config["latent_epochs"]), "time_budget": None})
+                {**ctx.config, "epochs": int(ctx.config["latent_epochs"]), "time_budget": None})
 
-    def _out_of_fold_logits(self, images: np.ndarray, train: Dataset, ctx: RunContext,
-                            image_net_build: dict[str, Any]) -> dict[str, Any]:
-        """Each training face's log-probabilities from an image network that did not train on it (the
-        ``correction_folds`` networks, same recipe and seed, each on the rest of an inner split), under the
-        test-time views: what the correction then learns to mend is the image network's error on unseen
-        faces, not its fit of the seen ones. Log-probabilities differ from logits by a per-face constant,
-        which the softmax ignores."""
-        config, name = ctx.config, ctx.components["classifier"]
-        split, splits = inner_folds(train, int(config["correction_folds"]), ctx.seed)
-        logits = torch.zeros(len(train), len(train.classes))
+    def _stacked(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any],
+                 in_chans: int, image_size: int, w: torch.Tensor) -> tuple[LatentStack, None]:
+        """The image network trained alone, a logistic regression on w, and their mix fitted on out-of-fold
+        predictions of the training faces (:class:`LatentStack`)."""
+        config = ctx.config
+        image_net = self._image_net_alone(images, train, ctx, in_chans, image_size, latent)
+        model = LatentStack(image_net, len(train.classes), latent["latent_dim"])
+        model.fit_latent_scale(w)
+        with torch.no_grad():
+            z = model.standardised(w.float()).numpy()
+        started = time.perf_counter()
+        split, splits = inner_folds(train, int(config["stack_folds"]), ctx.seed)
+        image_log_probs = np.zeros((len(train), len(train.classes)))
+        latent_shifts = np.zeros_like(image_log_probs)
         for k, (kept, held) in enumerate(splits, start=1):
             label = f"out-of-fold image network {k}/{len(splits)}"
-            seed_everything(ctx.seed)
-            image_net = ctx.build("classifier", name, **image_net_build)
-            self._load_weights(image_net, config, train.classes)
-            train_classifier(image_net, TrainingSet.of_arrays(images[kept], train.labels[kept], self.device),
-                             self.input_spec, config, self.device, ctx.seed, ctx.track,
-                             lambda epoch, metrics: ctx.note(epoch_line(label, epoch, metrics)),
-                             ctx.checkpoint.stage(f"image_net_oof{k}"))
-            probabilities = predict_proba(image_net, images[held], self.input_spec, self.device,
+            inner, _ = self._train_image_net(images[kept], train.labels[kept], ctx, label, f"image_net_oof{k}")
+            probabilities = predict_proba(inner, images[held], self.input_spec, self.device,
                                           int(config["eval_batch_size"]), tta=str(config["tta"]))
-            logits[held] = torch.from_numpy(np.log(np.clip(probabilities, 1e-8, None)))
-        accuracy = float((logits.argmax(1).numpy() == train.labels).mean())
-        ctx.note(f"out-of-fold image networks ({len(splits)}, split by {split}): {accuracy:.2%} of the training faces")
-        return {"folds": len(splits), "split": split, "accuracy": accuracy, "logits": logits}
+            image_log_probs[held] = np.log(np.clip(probabilities, 1e-8, None))
+            latent_shifts[held] = _latent_shifts(_latent_regression(z[kept], train.labels[kept]), z[held],
+                                                 len(train.classes))
+        image_weight, latent_weight = fit_mix(train.labels, image_log_probs, latent_shifts)
+        regression = _latent_regression(z, train.labels)
+        with torch.no_grad():
+            weight, bias = _linear_of(regression, len(train.classes), z.shape[1])
+            model.latent.weight.copy_(weight)
+            model.latent.bias.copy_(bias)
+            model.mix.copy_(torch.tensor([image_weight, latent_weight]))
+        self.timings["stack_s"] = time.perf_counter() - started
+
+        def accuracy(scores: np.ndarray) -> float:
+            return float((scores.argmax(1) == train.labels).mean())
+
+        self.stack_record = {
+            "folds": len(splits), "split": split, "image_weight": image_weight, "latent_weight": latent_weight,
+            "out_of_fold_accuracy": {"image": accuracy(image_log_probs), "latent": accuracy(latent_shifts),
+                                     "stacked": accuracy(image_weight * image_log_probs
+                                                         + latent_weight * latent_shifts)}}
+        ctx.note(f"stacked on {len(splits)} out-of-fold splits by {split}: image x {image_weight:.3f} + "
+                 f"w x {latent_weight:.3f}; out of fold {self.stack_record['out_of_fold_accuracy']}")
+        return model.to(self.device), None
+
+    def _image_net_alone(self, images: np.ndarray, train: Dataset, ctx: RunContext, in_chans: int,
+                         image_size: int, latent: dict[str, Any]):
+        """The image network trained on every training face, as the no-latent baseline is."""
+        image_net_build = {"num_classes": len(train.classes), "in_chans": in_chans, "image_size": image_size,
+                           "drop_rate": float(ctx.config["drop_rate"])}
+        self.classifier_build = {"latent_training": ctx.config["latent_training"], **latent,
+                                 "image_net": {"component": ctx.components["classifier"], "build": image_net_build}}
+        started = time.perf_counter()
+        image_net, self.image_net_history = self._train_image_net(images, train.labels, ctx, "image network",
+                                                                  "image_net")
+        self.timings["image_net_s"] = time.perf_counter() - started
+        return image_net
+
+    def _train_image_net(self, images: np.ndarray, labels: np.ndarray, ctx: RunContext, label: str, stage: str):
+        """One image network under the method's recipe, from the run's seed (where the no-latent
+        baseline's fold starts)."""
+        config, classes = ctx.config, self.classes
+        build = self.classifier_build["image_net"]
+        seed_everything(ctx.seed)
+        image_net = ctx.build("classifier", build["component"], **build["build"])
+        self._load_weights(image_net, config, classes)
+        history = train_classifier(
+            image_net, TrainingSet.of_arrays(images, labels, self.device), self.input_spec, config, self.device,
+            ctx.seed, ctx.track, lambda epoch, metrics: ctx.note(epoch_line(label, epoch, metrics)),
+            ctx.checkpoint.stage(stage))
+        return image_net, history
 
     def _load_weights(self, image_net, config: dict[str, Any], classes) -> None:
         if config["weights"]:
@@ -507,8 +535,8 @@ class LatentVGG19Method(Method):
         }
         if self.weights_report:
             extra["weights"] = self.weights_report
-        if self.out_of_fold:
-            extra["out_of_fold"] = self.out_of_fold
+        if getattr(self, "stack_record", None):
+            extra["stack"] = self.stack_record
         return extra
 
     def _stages(self, test: Dataset, inverted: dict[str, Any]) -> dict[str, Any]:
@@ -602,6 +630,35 @@ class LatentVGG19Method(Method):
             "lens": lens or self.lens_record, "gan": "gan.json", "config": self.config,
             "trained_by": trained_by or {},
         })
+
+
+def _latent_regression(z: np.ndarray, labels: np.ndarray):
+    """The stacked model's classifier of w: a logistic regression on the standardised w, as the
+    ``latent_optimised`` stage reads it (C=0.1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=0.1, max_iter=1000).fit(z, labels)
+
+
+def _linear_of(regression, num_classes: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The regression as one linear layer over all ``num_classes`` (logits up to a per-face constant): a
+    class absent from its training faces gets a logit far below the rest, a two-class fit its softmax form."""
+    weight, bias = torch.zeros(num_classes, dim), torch.full((num_classes,), -30.0)
+    coef, intercept = torch.from_numpy(regression.coef_).float(), torch.from_numpy(regression.intercept_).float()
+    classes = torch.from_numpy(regression.classes_.astype(np.int64))
+    if len(classes) == 2:  # scikit-learn keeps one row: p(second) = sigmoid(row . z + b)
+        coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros(1), intercept])
+    if len(classes) == 1:
+        coef, intercept = torch.zeros(1, dim), torch.zeros(1)
+    weight[classes], bias[classes] = coef, intercept
+    return weight, bias
+
+
+def _latent_shifts(regression, z: np.ndarray, num_classes: int) -> np.ndarray:
+    linear = nn.Linear(z.shape[1], num_classes)
+    with torch.no_grad():
+        linear.weight[:], linear.bias[:] = _linear_of(regression, num_classes, z.shape[1])
+        return latent_shift(linear, torch.from_numpy(z).float()).double().numpy()
 
 
 def _summary(inverted: dict[str, Any]) -> dict[str, Any]:

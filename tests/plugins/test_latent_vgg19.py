@@ -317,52 +317,56 @@ def test_the_image_first_correction_leaves_the_trained_image_network_as_it_was()
         assert torch.equal(model(x, model.latent_mean.expand(32, -1)), net(x))  # ... and hidden, adds nothing
 
 
-def test_a_stacked_correction_learns_from_the_given_logits_and_never_runs_the_image_network():
-    from ferbench.data import InputSpec
+def test_the_stacked_mix_follows_the_out_of_fold_evidence_and_hidden_w_leaves_the_image_network():
+    from ferbench_latent_vgg19.classifier import LatentStack, fit_mix
     from ferbench_nets import FerResNet
 
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    one_hot = np.eye(3)[labels]
+    noise = rng.normal(size=(300, 3))
+    informative, useless = np.log(np.full((300, 3), 0.1) + 0.7 * one_hot), noise
+    # w's shifts carry the label, the image's do not: the mix trusts w and all but ignores the image ...
+    image_weight, latent_weight = fit_mix(labels, useless, informative * 3)
+    assert latent_weight > 5 * image_weight
+    # ... and the other way round.
+    image_weight, latent_weight = fit_mix(labels, informative, noise)
+    assert image_weight > 5 * latent_weight
     torch.manual_seed(0)
-    net = FerResNet(num_classes=3, in_chans=1, widths=(8, 16), depths=(1, 1))
-    model = LatentCorrection(net, num_classes=3, latent_dim=16, latent_fc_dim=8)
-    images = np.random.default_rng(0).integers(0, 256, (32, 24, 24), dtype=np.uint8)
-    labels = np.arange(32) % 3
-    w = torch.randn(32, 16) + torch.nn.functional.one_hot(torch.from_numpy(labels), 16) * 4  # w names the class
-    wrong = torch.nn.functional.one_hot(torch.from_numpy((labels + 1) % 3), 3).float() * 2  # always one class off
-    calls = []
-    net.register_forward_hook(lambda *args: calls.append(1))
-    config = {"epochs": 20, "batch_size": 8, "lr": 0.03, "weight_decay": 0.0, "label_smoothing": 0.0,
-              "augment": False}
-    spec = InputSpec.fit(images, 1, 24)
-    history = train_latent_classifier(model, images, w, labels, spec, config, torch.device("cpu"), 0,
-                                      image_logits=wrong)
-    assert not calls  # the out-of-fold logits stood in for the image network in every training step
-    assert history[-1]["loss"] < history[0]["loss"] / 2  # and the correction learned to overrule them from w
+    net = FerResNet(num_classes=3, in_chans=1, widths=(8, 16), depths=(1, 1)).eval()
+    model = LatentStack(net, num_classes=3, latent_dim=16).eval()
+    model.fit_latent_scale(torch.randn(50, 16) * 3 + 5)
+    model.mix.copy_(torch.tensor([0.7, 2.0]))
+    torch.nn.init.normal_(model.latent.weight)
+    torch.nn.init.normal_(model.latent.bias)
+    x = torch.randn(8, 1, 24, 24).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        model.eval()
-        corrected = model(spec(torch.from_numpy(images)), w, wrong)
-    assert (corrected.argmax(1).numpy() == labels).mean() > 0.9
-    assert calls == []
+        hidden = model(x, model.latent_mean.expand(8, -1))
+        assert torch.allclose(hidden, 0.7 * net(x).log_softmax(1), atol=1e-5)  # w at the mean adds nothing
+        assert not torch.allclose(model(x, torch.randn(8, 16) * 3 + 5), hidden)
 
 
-@pytest.mark.parametrize("correction_folds", [0, 2])
-def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_path, monkeypatch, correction_folds):
-    """With w hidden the image-first model is the image network trained exactly as ``--method`` trains it
-    alone (same seed, same recipe): its accuracy is the baseline run's, with or without the out-of-fold
-    image networks the stacked correction learns from."""
+@pytest.mark.parametrize("latent_training", ["image-first", "stacked"])
+def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_path, monkeypatch, latent_training):
+    """With w hidden the image-first and the stacked model are the image network trained exactly as
+    ``--method`` trains it alone (same seed, same recipe): its accuracy is the baseline run's, whatever the
+    out-of-fold networks the stacked mix is fitted on do."""
     monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
     config = {**TINY_RUN, "image_branch": "query", "tta": "flip", "epochs": 2, "latent_epochs": 2,
-              "latent_training": "image-first", "latent_dropout": 0.5, "correction_folds": correction_folds}
+              "latent_training": latent_training, "latent_dropout": 0.5, "stack_folds": 2}
     (record,) = tiny_latent_run(zoo, tmp_path / "latent", method="latent-fer-resnet", config=config,
                                 components={"classifier": "fer-resnet-s", "lens": "fer-resnet-s"})
     extra = record["extra"]
-    assert len(extra["image_net_history"]) == 2 and len(extra["history"]) == 2
-    assert {"image_net_s", "classifier_s"} <= set(extra["timings"])
-    if correction_folds:  # the squares name 4 people: the inner split keeps each on one side
-        assert extra["out_of_fold"]["folds"] == 2 and extra["out_of_fold"]["split"] == "people"
-        assert 0 <= extra["out_of_fold"]["accuracy"] <= 1 and "logits" not in extra["out_of_fold"]
-        assert "out_of_fold_s" in extra["timings"]
+    assert len(extra["image_net_history"]) == 2
+    if latent_training == "stacked":  # the squares name 4 people: the inner split keeps each on one side
+        stack = extra["stack"]
+        assert stack["folds"] == 2 and stack["split"] == "people" and not extra["history"]
+        assert stack["image_weight"] >= 0 and stack["latent_weight"] >= 0
+        assert all(0 <= a <= 1 for a in stack["out_of_fold_accuracy"].values())
+        assert {"image_net_s", "stack_s"} <= set(extra["timings"])
     else:
-        assert "out_of_fold" not in extra
+        assert len(extra["history"]) == 2 and "stack" not in extra
+        assert {"image_net_s", "classifier_s"} <= set(extra["timings"])
     supervised = {k: record["config"][k] for k in ("epochs", "batch_size", "lr", "weight_decay",
                                                    "label_smoothing", "augment", "erasing", "drop_rate",
                                                    "image_size", "tta")}
@@ -378,8 +382,7 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
     ({"latent_epochs": 0}, "latent_epochs"),
     ({"tta": "rotate"}, "tta"),
     ({"latent_dropout": 1.0}, "latent_dropout"),
-    ({"correction_folds": 1}, "correction_folds"),
-    ({"correction_folds": 3, "latent_training": "joint"}, "needs latent_training: image-first"),
+    ({"stack_folds": 1}, "stack_folds"),
     ({"gan_image_size": 50}, "gan_image_size"),
     ({"feature_weight": 0, "pixel_weight": 0}, "both 0"),
     ({"gan_checkpoint": "/nonexistent"}, "gan_checkpoint"),
