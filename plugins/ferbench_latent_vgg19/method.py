@@ -552,8 +552,8 @@ class LatentVGG19Method(Method):
         - ``classifier_without_w``: the trained classifier with every test face's w hidden (set to the
           training mean, as ``latent_dropout`` hides it), under the same test-time views: its image branch
           alone, so the record's accuracy minus this is what w adds at test time. Under
-          ``latent_training: image-first`` this is exactly the image network trained alone: the no-latent
-          baseline, measured in the same run.
+          ``latent_training: image-first`` or ``stacked`` this is exactly the image network trained alone:
+          the no-latent baseline, measured in the same run.
         The method's own accuracy is the record's metrics.
         """
         from sklearn.linear_model import LogisticRegression
