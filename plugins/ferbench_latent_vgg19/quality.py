@@ -91,9 +91,12 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
         frechet = [s.get("generator_frechet") or {} for s in stages]
         inversion = "pixel only" if not config.get("feature_weight") else f"{config.get('invert_steps', '?')} steps"
         image_network = (first.get("components") or {}).get("classifier", "?")
+        training = config.get("latent_training", "joint")
+        # Stacking trains nothing on w jointly, so latent dropout does not apply: its inner folds do.
+        combiner = (f"- / stacked on {config.get('stack_folds', '?')} folds" if training == "stacked"
+                    else f"{config.get('latent_dropout', 0):g} / {training}")
         rows.append([first["method"], first["dataset"], first["protocol"], split, str(len(group)),
-                     f"{image_network} on {config.get('image_branch', '?')} / {inversion} / "
-                     f"{config.get('latent_dropout', 0):g} / {config.get('latent_training', 'joint')}",
+                     f"{image_network} on {config.get('image_branch', '?')} / {inversion} / {combiner}",
                      f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images)",
                      f"{mean_sd([q.get('psnr_encoder') for q in quality], digits=1)} / "
                      f"{mean_sd([q.get('psnr_optimised') for q in quality], digits=1)}",

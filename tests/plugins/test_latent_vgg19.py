@@ -434,6 +434,10 @@ def test_the_stage_table_averages_each_stage_over_a_runs_folds(tmp_path):
             "| fer2013[train] (28709 images) | 12.0 ± 0.0 / 14.0 ± 0.0 | 50.00 ± 0.00 | 80.00 ± 14.14 "
             "| 80.00 ± 0.00 | 70.00 ± 0.00 | 20.0 ± 0.0 / 4.0 ± 0.0 | 75.00 ± 7.07 | 85.00 ± 7.07 | r1 |") in section
     assert leaderboard_section(records[2:]) == []
+    stacked = stage_record("fold-01", 0.8, 0.7)
+    stacked["config"].update(latent_training="stacked", stack_folds=3)  # latent dropout does not apply
+    assert "| fer-resnet on query / 4 steps / - / stacked on 3 folds |" in " ".join(
+        leaderboard_section([stacked])[0].split())
 
     # The same table from the command line, read from a run folder.
     run_dir = tmp_path / "r1"
