@@ -260,7 +260,7 @@ class LatentVGG19Method(Method):
         self.weights_report = None
         build = {"joint": self._joint, "image-first": self._image_first, "stacked": self._stacked}
         self.classifier, classifier_config = build[config["latent_training"]](images, train, ctx, latent, in_chans,
-                                                                              image_size, inverted["w"])
+                                                                              image_size)
         # Test faces are inverted once each and kept, so a time-to-accuracy curve (eval_every) costs one
         # inversion per split, and the final scoring and report reuse it.
         self._inversions: dict[str, dict[str, Any]] = {}
@@ -275,7 +275,7 @@ class LatentVGG19Method(Method):
             self.timings["classifier_s"] = time.perf_counter() - started
 
     def _joint(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any], in_chans: int,
-               image_size: int, w: torch.Tensor) -> tuple[LatentVGG19, dict[str, Any]]:
+               image_size: int) -> tuple[LatentVGG19, dict[str, Any]]:
         """The paper's classifier: image and latent branches joined before the final layer, trained together."""
         config, name = ctx.config, ctx.components["classifier"]
         self.classifier_build = {"latent_training": "joint", "num_classes": len(train.classes), "in_chans": in_chans,
@@ -293,7 +293,7 @@ class LatentVGG19Method(Method):
         return classifier, config
 
     def _image_first(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any],
-                     in_chans: int, image_size: int, w: torch.Tensor) -> tuple[LatentCorrection, dict[str, Any]]:
+                     in_chans: int, image_size: int) -> tuple[LatentCorrection, dict[str, Any]]:
         """The image network trained alone, exactly as the no-latent baseline is, then frozen under a
         correction from w that trains for ``latent_epochs`` epochs."""
         image_net = self._image_net_alone(images, train, ctx, in_chans, image_size, latent)
@@ -301,18 +301,18 @@ class LatentVGG19Method(Method):
                 {**ctx.config, "epochs": int(ctx.config["latent_epochs"]), "time_budget": None})
 
     def _stacked(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any],
-                 in_chans: int, image_size: int, w: torch.Tensor) -> tuple[LatentStack, None]:
+                 in_chans: int, image_size: int) -> tuple[LatentStack, None]:
         """The image network trained alone, a logistic regression on w, and their mix fitted on out-of-fold
         predictions of the training faces (:class:`LatentStack`)."""
-        config = ctx.config
+        config, w, classes = ctx.config, self.train_latents["w"], len(train.classes)
         image_net = self._image_net_alone(images, train, ctx, in_chans, image_size, latent)
-        model = LatentStack(image_net, len(train.classes), latent["latent_dim"])
+        model = LatentStack(image_net, classes, latent["latent_dim"])
         model.fit_latent_scale(w)
         with torch.no_grad():
-            z = model.standardised(w.float()).numpy()
+            z = model.standardised(w.float())
         started = time.perf_counter()
         split, splits = inner_folds(train, int(config["stack_folds"]), ctx.seed)
-        image_log_probs = np.zeros((len(train), len(train.classes)))
+        image_log_probs = np.zeros((len(train), classes))
         latent_shifts = np.zeros_like(image_log_probs)
         for k, (kept, held) in enumerate(splits, start=1):
             label = f"out-of-fold image network {k}/{len(splits)}"
@@ -320,15 +320,12 @@ class LatentVGG19Method(Method):
             probabilities = predict_proba(inner, images[held], self.input_spec, self.device,
                                           int(config["eval_batch_size"]), tta=str(config["tta"]))
             image_log_probs[held] = np.log(np.clip(probabilities, 1e-8, None))
-            latent_shifts[held] = _latent_shifts(_latent_regression(z[kept], train.labels[kept]), z[held],
-                                                 len(train.classes))
+            with torch.no_grad():
+                regression = _latent_regression(z[kept], train.labels[kept], classes)
+                latent_shifts[held] = latent_shift(regression, z[held]).double().numpy()
         image_weight, latent_weight = fit_mix(train.labels, image_log_probs, latent_shifts)
-        regression = _latent_regression(z, train.labels)
-        with torch.no_grad():
-            weight, bias = _linear_of(regression, len(train.classes), z.shape[1])
-            model.latent.weight.copy_(weight)
-            model.latent.bias.copy_(bias)
-            model.mix.copy_(torch.tensor([image_weight, latent_weight]))
+        model.latent.load_state_dict(_latent_regression(z, train.labels, classes).state_dict())
+        model.mix.copy_(torch.tensor([image_weight, latent_weight]))
         self.timings["stack_s"] = time.perf_counter() - started
 
         def accuracy(scores: np.ndarray) -> float:
@@ -632,33 +629,26 @@ class LatentVGG19Method(Method):
         })
 
 
-def _latent_regression(z: np.ndarray, labels: np.ndarray):
-    """The stacked model's classifier of w: a logistic regression on the standardised w, as the
-    ``latent_optimised`` stage reads it (C=0.1)."""
+def _latent_regression(z: torch.Tensor, labels: np.ndarray, num_classes: int) -> nn.Linear:
+    """The stacked model's classifier of w: a logistic regression (scikit-learn, C=0.1, as the
+    ``latent_optimised`` stage reads w) on the standardised latents ``z``, as one linear layer over all
+    ``num_classes`` (logits up to a per-face constant). A class absent from its training faces gets a logit
+    far below the rest; a two-class fit gets its softmax form."""
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=0.1, max_iter=1000).fit(z, labels)
-
-
-def _linear_of(regression, num_classes: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The regression as one linear layer over all ``num_classes`` (logits up to a per-face constant): a
-    class absent from its training faces gets a logit far below the rest, a two-class fit its softmax form."""
-    weight, bias = torch.zeros(num_classes, dim), torch.full((num_classes,), -30.0)
-    coef, intercept = torch.from_numpy(regression.coef_).float(), torch.from_numpy(regression.intercept_).float()
-    classes = torch.from_numpy(regression.classes_.astype(np.int64))
-    if len(classes) == 2:  # scikit-learn keeps one row: p(second) = sigmoid(row . z + b)
-        coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros(1), intercept])
-    if len(classes) == 1:
-        coef, intercept = torch.zeros(1, dim), torch.zeros(1)
-    weight[classes], bias[classes] = coef, intercept
-    return weight, bias
-
-
-def _latent_shifts(regression, z: np.ndarray, num_classes: int) -> np.ndarray:
+    fit = LogisticRegression(C=0.1, max_iter=1000).fit(z.numpy(), labels)
     linear = nn.Linear(z.shape[1], num_classes)
+    coef, intercept = torch.from_numpy(fit.coef_).float(), torch.from_numpy(fit.intercept_).float()
+    if len(fit.classes_) == 2:  # scikit-learn keeps one row: p(second) = sigmoid(row . z + b)
+        coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros(1), intercept])
+    elif len(fit.classes_) == 1:
+        coef, intercept = torch.zeros(1, z.shape[1]), torch.zeros(1)
+    classes = torch.from_numpy(fit.classes_.astype(np.int64))
     with torch.no_grad():
-        linear.weight[:], linear.bias[:] = _linear_of(regression, num_classes, z.shape[1])
-        return latent_shift(linear, torch.from_numpy(z).float()).double().numpy()
+        linear.weight.zero_()
+        linear.bias.fill_(-30.0)
+        linear.weight[classes], linear.bias[classes] = coef, intercept
+    return linear
 
 
 def _summary(inverted: dict[str, Any]) -> dict[str, Any]:
