@@ -225,13 +225,16 @@ def test_tiny_end_to_end_run_records_the_generator_reconstructions_and_reuses_th
     (again,) = tiny_latent_run(zoo, tmp_path / "b", config={**TINY_RUN, "epochs": 2})
     assert again["extra"]["generator"]["source"].startswith("reused from the cache")
     assert again["extra"]["generator"]["key"] == extra["generator"]["key"]
-    # Trained under bf16 autocast it is another generator: not reused, trained anew under its own key.
+    # Trained under bf16 autocast it is another generator: not reused, trained anew under its own key. Read
+    # from the cache, which is written before the classifier trains: timm's VGG can diverge in bf16 on these
+    # 16-pixel squares (ferbench.precision), and the fold's record then holds the failure, not the generator.
     with precision.using("bf16"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a CPU without native bf16 emulates it (slowly)
-        (bf16,) = tiny_latent_run(zoo, tmp_path / "d")
-    assert extra["generator"]["autocast"] == "fp32" and bf16["extra"]["generator"]["autocast"] == "bf16"
-    assert bf16["extra"]["generator"]["source"].startswith("trained in this run")
-    assert len(list((tmp_path / "cache" / "latent-vgg19").iterdir())) == 2
+        tiny_latent_run(zoo, tmp_path / "d")
+    assert extra["generator"]["autocast"] == "fp32"
+    folders = {json.loads((f / "gan.json").read_text())["autocast"]: f.name
+               for f in (tmp_path / "cache" / "latent-vgg19").iterdir()}
+    assert set(folders) == {"fp32", "bf16"} and folders["fp32"] == extra["generator"]["key"]
     (loaded,) = tiny_latent_run(zoo, tmp_path / "c", config={**TINY_RUN, "gan_checkpoint": str(fold / "model")})
     assert loaded["extra"]["generator"]["source"].startswith("loaded from")
     assert loaded["extra"]["generator"]["trained_on"] == trained_on
