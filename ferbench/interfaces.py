@@ -86,7 +86,10 @@ class RunContext:
     domain for cross-dataset methods (None otherwise). A method reports per-epoch metrics through
     ``epoch_end`` (which feeds the ``ferbench_epoch_end`` hook) and writes artifacts into ``out_dir``;
     ``note`` prints a line to the run's console or log for what is not the method's own epoch (a frozen
-    classifier or a lens it trains first, say), so that no stage of a long fit is silent.
+    classifier or a lens it trains first, say), so that no stage of a long fit is silent. ``validation`` is
+    the fold's validation split when the run asks for one (``--validation``), carved from its training data
+    and not in ``train``: a method may fit a few numbers on it that must not see training faces (a mix's
+    weights, say), never train networks on it.
 
     Surviving faults, in any training loop (supervised, a GAN's, ...):
 
@@ -119,6 +122,7 @@ class RunContext:
     track: Tracker
     epoch_end: Callable[[int, dict[str, float]], None]
     adaptation: Dataset | None = None
+    validation: Dataset | None = None
     checkpoint: TrainingCheckpoint = field(default_factory=TrainingCheckpoint)
     evaluate: Callable[["Method"], dict[str, float]] | None = None
     note: Callable[[str], None] = lambda line: None

@@ -335,7 +335,7 @@ def _dry_run(zoo, method, fold, config, components, request, device) -> None:
     ctx = RunContext(config=config, components=components, seed=request.seed, device=device,
                      out_dir=Path(request.out_dir) / "(dry run)", build=zoo.catalog.build,
                      track=lambda iterable, *a, **k: iterable, epoch_end=lambda epoch, metrics: None,
-                     adaptation=fold.adaptation)
+                     adaptation=fold.adaptation, validation=fold.validation)
     built = method.spec.build()
     if distributed.world_size() > 1 and not built.distributed:
         raise ConfigError(f"{method.name} cannot train across {distributed.world_size()} torchrun processes "
@@ -425,6 +425,7 @@ def _run_fold(zoo, method, fold, config, components, request, device, fold_dir, 
 
     ctx = RunContext(config=config, components=components, seed=request.seed, device=device, out_dir=fold_dir,
                      build=zoo.catalog.build, track=tracker, epoch_end=epoch_end, adaptation=fold.adaptation,
+                     validation=fold.validation,
                      # Every rank evaluates (rank 0 alone records it): ranks that skipped it would wait in the
                      # next step's all-reduce meanwhile, long enough on a big test set for NCCL's watchdog.
                      checkpoint=checkpoint, evaluate=evaluate, note=note)

@@ -144,9 +144,10 @@ class LatentStack(LatentInput):
     alone, the image network and a logistic regression on the standardised w (``latent``), joined as
     ``mix[0] * log p_image(x) + mix[1] * (log p_latent(w) - log p_latent(mean w))``.
 
-    The two weights are all that is fitted jointly, by NLL on *out-of-fold* predictions of the training
-    faces (:func:`fit_mix`): each face scored by an image network and a regression that did not train on
-    it, so the mix learns how far each can be trusted on new faces. (The image-first correction learns from
+    The two weights are all that is fitted jointly, by NLL on predictions of faces that the networks
+    scoring them did not train on (:func:`fit_mix`): out-of-fold training faces (``stack_on: out-of-fold``)
+    or the run's validation split (``stack_on: validation``), so the mix learns how far each can be trusted
+    on new faces. (The image-first correction learns from
     the image network's fit of its own training faces, near 100%, and a neural correction fitted to
     out-of-fold image logits learned to name the training faces by their w instead: -6.25 points on CK+48
     subject fold 1.) w enters relative to the training mean, so w hidden adds nothing and the model ranks
@@ -172,7 +173,7 @@ def latent_shift(regression: nn.Linear, z: torch.Tensor) -> torch.Tensor:
 
 def fit_mix(labels: np.ndarray, image_log_probs: np.ndarray, latent_shifts: np.ndarray) -> tuple[float, float]:
     """The weights (each in [0, 10]) of the image network's log-probabilities and of w's shift that minimise
-    the NLL of ``softmax(a * image + b * shift)`` on out-of-fold predictions."""
+    the NLL of ``softmax(a * image + b * shift)`` on predictions of held-out faces."""
     from scipy.optimize import minimize
 
     image, shift = torch.from_numpy(image_log_probs).double(), torch.from_numpy(latent_shifts).double()

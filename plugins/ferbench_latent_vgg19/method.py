@@ -64,8 +64,11 @@ DEFAULTS: dict[str, Any] = {
     "latent_training": "joint",
     "latent_epochs": 10,
     # "stacked": the image network and a logistic regression on w, each trained alone, mixed by two weights
-    # fitted on out-of-fold predictions (ferbench_latent_vgg19.classifier.LatentStack) from a stack_folds
-    # split of the training faces (whole people where the data names them): stack_folds more image networks.
+    # (ferbench_latent_vgg19.classifier.LatentStack) fitted on faces the networks have not trained on.
+    # stack_on "out-of-fold": predictions from a stack_folds split of the training faces (whole people where
+    # the data names them), stack_folds more image networks; "validation": the finished image network's and
+    # regression's predictions on the run's validation split (--validation), no more networks.
+    "stack_on": "out-of-fold",
     "stack_folds": 3,
     "image_size": None,  # None: the training images' size
     "weights": None,  # a local ImageNet VGG19(-BN) file for the classifier's convolutions
@@ -102,6 +105,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 LATENT_TRAININGS = ("joint", "image-first", "stacked")
+STACK_EVIDENCE = ("out-of-fold", "validation")
 COMPONENTS = {"generator": "stylegan", "discriminator": "stylegan-discriminator", "encoder": "stylegan-encoder",
               "lens": "timm:resnet18", "classifier": "timm:vgg19_bn"}
 
@@ -123,6 +127,8 @@ def check_latent_config(config: dict[str, Any]) -> None:
     folds = config["stack_folds"]
     if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
         raise ConfigError(f"stack_folds must be an integer of at least 2, got {folds!r}")
+    if config["stack_on"] not in STACK_EVIDENCE:
+        raise ConfigError(f"stack_on must be one of {', '.join(STACK_EVIDENCE)}, got {config['stack_on']!r}")
     for key in ("gan_steps", "encoder_steps", "lens_epochs", "invert_steps"):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
             raise ConfigError(f"{key} must be a non-negative integer, got {config[key]!r}")
@@ -226,9 +232,14 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 class LatentVGG19Method(Method):
     """GAN latent-space reconstruction + fine-tuned VGG19 (Abirami & Vincent, 2022)."""
 
+    def check(self, train: Dataset, ctx: RunContext) -> None:
+        check_latent_config(ctx.config)
+        _check_stack_evidence(ctx)
+
     def fit(self, train: Dataset, ctx: RunContext) -> None:
         config, self.config = ctx.config, dict(ctx.config)
         check_latent_config(config)
+        _check_stack_evidence(ctx)
         check_cpu_compiler(config, ctx.device)  # refused now, not after the generator and lens have trained
         self.device, self.track, self.classes = ctx.device, ctx.track, train.classes
         self.components = dict(ctx.components)
@@ -302,43 +313,68 @@ class LatentVGG19Method(Method):
 
     def _stacked(self, images: np.ndarray, train: Dataset, ctx: RunContext, latent: dict[str, Any],
                  in_chans: int, image_size: int) -> tuple[LatentStack, None]:
-        """The image network trained alone, a logistic regression on w, and their mix fitted on out-of-fold
-        predictions of the training faces (:class:`LatentStack`)."""
-        config, w, classes = ctx.config, self.train_latents["w"], len(train.classes)
+        """The image network trained alone, a logistic regression on w, and their mix fitted on faces neither
+        has trained on (:class:`LatentStack`): out-of-fold training faces, or the run's validation split."""
+        w, classes = self.train_latents["w"], len(train.classes)
         image_net = self._image_net_alone(images, train, ctx, in_chans, image_size, latent)
         model = LatentStack(image_net, classes, latent["latent_dim"])
         model.fit_latent_scale(w)
         with torch.no_grad():
             z = model.standardised(w.float())
+        model.latent.load_state_dict(_latent_regression(z, train.labels, classes).state_dict())
         started = time.perf_counter()
+        if ctx.config["stack_on"] == "validation":
+            labels, image_log_probs, latent_shifts, evidence = self._validation_evidence(model, ctx)
+        else:
+            labels, image_log_probs, latent_shifts, evidence = self._out_of_fold_evidence(images, train, z, ctx)
+        image_weight, latent_weight = fit_mix(labels, image_log_probs, latent_shifts)
+        model.mix.copy_(torch.tensor([image_weight, latent_weight]))
+        self.timings["stack_s"] = time.perf_counter() - started
+
+        def accuracy(scores: np.ndarray) -> float:
+            return float((scores.argmax(1) == labels).mean())
+
+        self.stack_record = {
+            **evidence, "image_weight": image_weight, "latent_weight": latent_weight,
+            "held_out_accuracy": {"image": accuracy(image_log_probs), "latent": accuracy(latent_shifts),
+                                  "stacked": accuracy(image_weight * image_log_probs
+                                                      + latent_weight * latent_shifts)}}
+        ctx.note(f"stacked on {evidence['on']} ({len(labels)} faces): image x {image_weight:.3f} + "
+                 f"w x {latent_weight:.3f}; held out {self.stack_record['held_out_accuracy']}")
+        return model.to(self.device), None
+
+    def _out_of_fold_evidence(self, images: np.ndarray, train: Dataset, z: torch.Tensor, ctx: RunContext):
+        """Labels, image log-probabilities and w's shifts of every training face, each from an image network
+        and a regression trained on the other ``stack_folds - 1`` parts of the training split."""
+        config, classes = ctx.config, len(train.classes)
         split, splits = inner_folds(train, int(config["stack_folds"]), ctx.seed)
         image_log_probs = np.zeros((len(train), classes))
         latent_shifts = np.zeros_like(image_log_probs)
         for k, (kept, held) in enumerate(splits, start=1):
             label = f"out-of-fold image network {k}/{len(splits)}"
             inner, _ = self._train_image_net(images[kept], train.labels[kept], ctx, label, f"image_net_oof{k}")
-            probabilities = predict_proba(inner, images[held], self.input_spec, self.device,
-                                          int(config["eval_batch_size"]), tta=str(config["tta"]))
-            image_log_probs[held] = np.log(np.clip(probabilities, 1e-8, None))
+            image_log_probs[held] = self._image_log_probs(inner, images[held])
             with torch.no_grad():
                 regression = _latent_regression(z[kept], train.labels[kept], classes)
                 latent_shifts[held] = latent_shift(regression, z[held]).double().numpy()
-        image_weight, latent_weight = fit_mix(train.labels, image_log_probs, latent_shifts)
-        model.latent.load_state_dict(_latent_regression(z, train.labels, classes).state_dict())
-        model.mix.copy_(torch.tensor([image_weight, latent_weight]))
-        self.timings["stack_s"] = time.perf_counter() - started
+        return train.labels, image_log_probs, latent_shifts, {"on": "out-of-fold", "folds": len(splits),
+                                                              "split": split}
 
-        def accuracy(scores: np.ndarray) -> float:
-            return float((scores.argmax(1) == train.labels).mean())
+    def _validation_evidence(self, model: LatentStack, ctx: RunContext):
+        """Labels, the finished image network's log-probabilities and w's shifts of the run's validation
+        faces (carved from the training data, which the networks and the regression never saw)."""
+        validation = ctx.validation.restricted_to(self.classes)
+        inverted = self._invert(validation.images, "inverting the validation faces")
+        images = inverted["reconstructions"] if ctx.config["image_branch"] == "reconstruction" else validation.images
+        with torch.no_grad():
+            shifts = latent_shift(model.latent, model.standardised(inverted["w"].float())).double().numpy()
+        return (validation.labels, self._image_log_probs(model.image_net, images), shifts,
+                {"on": "validation", "faces": len(validation)})
 
-        self.stack_record = {
-            "folds": len(splits), "split": split, "image_weight": image_weight, "latent_weight": latent_weight,
-            "out_of_fold_accuracy": {"image": accuracy(image_log_probs), "latent": accuracy(latent_shifts),
-                                     "stacked": accuracy(image_weight * image_log_probs
-                                                         + latent_weight * latent_shifts)}}
-        ctx.note(f"stacked on {len(splits)} out-of-fold splits by {split}: image x {image_weight:.3f} + "
-                 f"w x {latent_weight:.3f}; out of fold {self.stack_record['out_of_fold_accuracy']}")
-        return model.to(self.device), None
+    def _image_log_probs(self, image_net, images: np.ndarray) -> np.ndarray:
+        probabilities = predict_proba(image_net, images, self.input_spec, self.device,
+                                      int(self.config["eval_batch_size"]), tta=str(self.config["tta"]))
+        return np.log(np.clip(probabilities, 1e-8, None))
 
     def _image_net_alone(self, images: np.ndarray, train: Dataset, ctx: RunContext, in_chans: int,
                          image_size: int, latent: dict[str, Any]):
@@ -627,6 +663,14 @@ class LatentVGG19Method(Method):
             "lens": lens or self.lens_record, "gan": "gan.json", "config": self.config,
             "trained_by": trained_by or {},
         })
+
+
+def _check_stack_evidence(ctx: RunContext) -> None:
+    config = ctx.config
+    if config["latent_training"] == "stacked" and config["stack_on"] == "validation" and ctx.validation is None:
+        raise ConfigError("stack_on: validation fits the stacked mix on the run's validation split, and this run "
+                          "has none: add --validation FRACTION (0.1: a tenth of the training faces, whole people "
+                          "where the data names them)")
 
 
 def _latent_regression(z: torch.Tensor, labels: np.ndarray, num_classes: int) -> nn.Linear:

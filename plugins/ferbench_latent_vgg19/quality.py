@@ -93,7 +93,9 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
         image_network = (first.get("components") or {}).get("classifier", "?")
         training = config.get("latent_training", "joint")
         # Stacking trains nothing on w jointly, so latent dropout does not apply: its inner folds do.
-        combiner = (f"- / stacked on {config.get('stack_folds', '?')} folds" if training == "stacked"
+        stacked_on = ("validation" if config.get("stack_on") == "validation"
+                      else f"{config.get('stack_folds', '?')} folds")
+        combiner = (f"- / stacked on {stacked_on}" if training == "stacked"
                     else f"{config.get('latent_dropout', 0):g} / {training}")
         rows.append([first["method"], first["dataset"], first["protocol"], split, str(len(group)),
                      f"{image_network} on {config.get('image_branch', '?')} / {inversion} / {combiner}",

@@ -349,23 +349,37 @@ def test_the_stacked_mix_follows_the_out_of_fold_evidence_and_hidden_w_leaves_th
         assert not torch.allclose(model(x, torch.randn(8, 16) * 3 + 5), hidden)
 
 
-@pytest.mark.parametrize("latent_training", ["image-first", "stacked"])
-def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_path, monkeypatch, latent_training):
+@pytest.mark.parametrize("latent_training, stack_on, validation", [
+    ("image-first", "out-of-fold", None), ("stacked", "out-of-fold", None), ("stacked", "validation", 0.25)])
+def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_path, monkeypatch, latent_training,
+                                                                   stack_on, validation):
     """With w hidden the image-first and the stacked model are the image network trained exactly as
-    ``--method`` trains it alone (same seed, same recipe): its accuracy is the baseline run's, whatever the
-    out-of-fold networks the stacked mix is fitted on do."""
+    ``--method`` trains it alone (same seed, same recipe, same validation split carved off): its accuracy
+    is the baseline run's, whatever the faces the stacked mix is fitted on."""
+    from ferbench_latent_vgg19.method import LatentVGG19Method
+
     monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    trained = []
+    train_image_net = LatentVGG19Method._train_image_net
+    monkeypatch.setattr(LatentVGG19Method, "_train_image_net",
+                        lambda self, *a, **k: trained.append(a[3]) or train_image_net(self, *a, **k))
     config = {**TINY_RUN, "image_branch": "query", "tta": "flip", "epochs": 2, "latent_epochs": 2,
-              "latent_training": latent_training, "latent_dropout": 0.5, "stack_folds": 2}
+              "latent_training": latent_training, "latent_dropout": 0.5, "stack_folds": 2, "stack_on": stack_on}
     (record,) = tiny_latent_run(zoo, tmp_path / "latent", method="latent-fer-resnet", config=config,
-                                components={"classifier": "fer-resnet-s", "lens": "fer-resnet-s"})
+                                components={"classifier": "fer-resnet-s", "lens": "fer-resnet-s"},
+                                validation=validation)
     extra = record["extra"]
     assert len(extra["image_net_history"]) == 2
-    if latent_training == "stacked":  # the squares name 4 people: the inner split keeps each on one side
+    if latent_training == "stacked":
         stack = extra["stack"]
-        assert stack["folds"] == 2 and stack["split"] == "people" and not extra["history"]
-        assert stack["image_weight"] >= 0 and stack["latent_weight"] >= 0
-        assert all(0 <= a <= 1 for a in stack["out_of_fold_accuracy"].values())
+        if stack_on == "validation":  # the finished networks score the carved-off faces: no more networks
+            validation_faces = record["metrics"]["temperature_scaled"]["validation_images"]
+            assert stack == {**stack, "on": "validation", "faces": validation_faces} and trained == ["image network"]
+        else:  # the squares name 4 people: the inner split keeps each on one side
+            assert stack == {**stack, "on": "out-of-fold", "folds": 2, "split": "people"}
+            assert trained == ["image network", "out-of-fold image network 1/2", "out-of-fold image network 2/2"]
+        assert not extra["history"] and stack["image_weight"] >= 0 and stack["latent_weight"] >= 0
+        assert all(0 <= a <= 1 for a in stack["held_out_accuracy"].values())
         assert {"image_net_s", "stack_s"} <= set(extra["timings"])
     else:
         assert len(extra["history"]) == 2 and "stack" not in extra
@@ -374,7 +388,7 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
                                                    "label_smoothing", "augment", "erasing", "drop_rate",
                                                    "image_size", "tta")}
     (alone,) = run(zoo, RunRequest(method="fer-resnet-s", dataset="squares", config=supervised,
-                                   out_dir=tmp_path / "alone", device="cpu"))
+                                   out_dir=tmp_path / "alone", device="cpu", validation=validation))
     assert extra["stages"]["classifier_without_w"] == alone["metrics"]["accuracy"]
     assert extra["image_net_history"][-1]["loss"] == alone["extra"]["history"][-1]["loss"]
 
@@ -386,6 +400,8 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
     ({"tta": "rotate"}, "tta"),
     ({"latent_dropout": 1.0}, "latent_dropout"),
     ({"stack_folds": 1}, "stack_folds"),
+    ({"stack_on": "test"}, "stack_on"),
+    ({"latent_training": "stacked", "stack_on": "validation"}, "--validation"),
     ({"gan_image_size": 50}, "gan_image_size"),
     ({"feature_weight": 0, "pixel_weight": 0}, "both 0"),
     ({"gan_checkpoint": "/nonexistent"}, "gan_checkpoint"),
@@ -440,6 +456,9 @@ def test_the_stage_table_averages_each_stage_over_a_runs_folds(tmp_path):
     stacked = stage_record("fold-01", 0.8, 0.7)
     stacked["config"].update(latent_training="stacked", stack_folds=3)  # latent dropout does not apply
     assert "| fer-resnet on query / 4 steps / - / stacked on 3 folds |" in " ".join(
+        leaderboard_section([stacked])[0].split())
+    stacked["config"].update(stack_on="validation")
+    assert "| fer-resnet on query / 4 steps / - / stacked on validation |" in " ".join(
         leaderboard_section([stacked])[0].split())
 
     # The same table from the command line, read from a run folder.
