@@ -147,10 +147,9 @@ class LatentStack(LatentInput):
     The two weights are all that is fitted jointly, by NLL on predictions of faces that the networks
     scoring them did not train on (:func:`fit_mix`): out-of-fold training faces (``stack_on: out-of-fold``)
     or the run's validation split (``stack_on: validation``), so the mix learns how far each can be trusted
-    on new faces. (The image-first correction learns from
-    the image network's fit of its own training faces, near 100%, and a neural correction fitted to
-    out-of-fold image logits learned to name the training faces by their w instead: -6.25 points on CK+48
-    subject fold 1.) w enters relative to the training mean, so w hidden adds nothing and the model ranks
+    on new faces. (The image-first correction learns from the image network's fit of its own training
+    faces, near 100%, and a neural correction fitted to out-of-fold image logits learned to name the
+    training faces by their w instead: -6.25 points on CK+48 subject fold 1.) w enters relative to the training mean, so w hidden adds nothing and the model ranks
     the classes as the image network alone does: the no-latent baseline inside the run, as in image-first."""
 
     def __init__(self, image_net: Classifier, num_classes: int, latent_dim: int = 512):

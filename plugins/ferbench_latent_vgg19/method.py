@@ -233,14 +233,14 @@ class LatentVGG19Method(Method):
     """GAN latent-space reconstruction + fine-tuned VGG19 (Abirami & Vincent, 2022)."""
 
     def check(self, train: Dataset, ctx: RunContext) -> None:
+        """Settings refused before the generator and lens train."""
         check_latent_config(ctx.config)
         _check_stack_evidence(ctx)
+        check_cpu_compiler(ctx.config, ctx.device)
 
     def fit(self, train: Dataset, ctx: RunContext) -> None:
         config, self.config = ctx.config, dict(ctx.config)
-        check_latent_config(config)
-        _check_stack_evidence(ctx)
-        check_cpu_compiler(config, ctx.device)  # refused now, not after the generator and lens have trained
+        self.check(train, ctx)
         self.device, self.track, self.classes = ctx.device, ctx.track, train.classes
         self.components = dict(ctx.components)
         self.timings: dict[str, float] = {}

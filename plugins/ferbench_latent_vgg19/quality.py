@@ -92,7 +92,7 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
         inversion = "pixel only" if not config.get("feature_weight") else f"{config.get('invert_steps', '?')} steps"
         image_network = (first.get("components") or {}).get("classifier", "?")
         training = config.get("latent_training", "joint")
-        # Stacking trains nothing on w jointly, so latent dropout does not apply: its inner folds do.
+        # Stacking trains nothing on w jointly, so latent dropout does not apply: where its mix is fitted does.
         stacked_on = ("validation" if config.get("stack_on") == "validation"
                       else f"{config.get('stack_folds', '?')} folds")
         combiner = (f"- / stacked on {stacked_on}" if training == "stacked"
