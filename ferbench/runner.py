@@ -265,6 +265,7 @@ def run(zoo: Zoo, request: RunRequest, console: Console | None = None) -> list[d
         "components": components, "dataset": dataset.name,
         "train_dataset": target_data.name if target_data else dataset.name, "protocol": protocol_name,
         "seed": request.seed, "config": config, "device": {**device_info(device), **distributed.describe()},
+        **({"validation": request.validation} if request.validation is not None else {}),
         "git": git_info(),
         "environment": environment({n: p.version for n, p in plugins.plugins.items()}),
         "paper": method.paper and {k: method.paper[k] for k in ("title", "authors", "year") if k in method.paper},

@@ -51,6 +51,19 @@ def test_runs_of_other_settings_get_rows_of_their_own(tmp_path):
     assert sorted(rows["Runs"]) == [1, 1, 2]
 
 
+def test_another_network_validation_share_or_precision_is_another_setting(tmp_path):
+    """The same config with another component, a validation split carved off, or bf16 autocast trains
+    another model: each gets a row of its own, never averaged with the plain run."""
+    variants = {"plain": {}, "network": {"components": {"classifier": "timm:vgg19_bn"}},
+                "validation": {"validation": 0.1},
+                "bf16": {"device": {"type": "cpu", "precision": {"autocast": "bf16"}}}}
+    for name, change in variants.items():
+        write(tmp_path, f"{name}.json", {**result(), **change})
+    table = build(tmp_path, PAPER).table
+    rows = table[table["Method"] == "m1"]
+    assert len(rows) == 4 and len(set(rows["Setting"])) == 4 and set(rows["Runs"]) == {1}
+
+
 def test_groups_by_device_and_shows_unreproduced_paper_numbers(tmp_path):
     write(tmp_path, "a.json", result(accuracy=0.5))
     write(tmp_path, "b.json", result(accuracy=0.7, device="gpu"))

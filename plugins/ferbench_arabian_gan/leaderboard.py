@@ -79,7 +79,7 @@ def table2_sections(records: list[dict[str, Any]], paper: list[dict[str, Any]], 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in mine:
         device = r["device"].get("name") if r["device"].get("type") == "cuda" else "cpu"
-        setting = setting_fingerprint(r.get("config") or {})  # as the main table: one setting per section
+        setting = setting_fingerprint(r)  # as the main table: one setting per section
         groups.setdefault((r["method"], r["dataset"], r["train_dataset"], r["test_split"], device, setting),
                           []).append(r)
 

@@ -375,6 +375,7 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
         if stack_on == "validation":  # the finished networks score the carved-off faces: no more networks
             validation_faces = record["metrics"]["temperature_scaled"]["validation_images"]
             assert stack == {**stack, "on": "validation", "faces": validation_faces} and trained == ["image network"]
+            assert record["validation"] == validation  # the leaderboard keeps the run apart from one without
         else:  # the squares name 4 people: the inner split keeps each on one side
             assert stack == {**stack, "on": "out-of-fold", "folds": 2, "split": "people"}
             assert trained == ["image network", "out-of-fold image network 1/2", "out-of-fold image network 2/2"]
