@@ -35,7 +35,7 @@ def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "protocol": r["protocol"], "test_split": r["test_split"],
             "device": device.get("name") if device.get("type") == "cuda" else "cpu",
             "setting": setting_fingerprint(r),
-            "fold": r["fold"], "seed": r["seed"], "epochs": (r.get("config") or {}).get("epochs"),
+            "fold": r["fold"], "seed": r["seed"], "epochs": trained_epochs(r),
             "accuracy": 100 * r["metrics"]["accuracy"], "macro_f1": 100 * r["metrics"]["macro_f1"],
             "train_seconds": training_seconds(r), "curve": r.get("time_to_accuracy") or None,
             "dirty": bool(recorded_git(r).get("dirty")),
@@ -51,6 +51,15 @@ def training_seconds(record: dict[str, Any]) -> float | None:
         return float(history[-1]["train_seconds"])
     fit = (record.get("timings") or {}).get("fit_s")
     return float(fit) if isinstance(fit, (int, float)) else None
+
+
+def trained_epochs(record: dict[str, Any]) -> int | None:
+    """The epochs a run trained: its history's last epoch (a time budget stops before the configured
+    count: 4 to 94 of 30 in the FER2013 runs), else the configured ``epochs``."""
+    history = (record.get("extra") or {}).get("history") or []
+    if history and isinstance(history[-1], dict) and isinstance(history[-1].get("epoch"), int):
+        return history[-1]["epoch"]
+    return (record.get("config") or {}).get("epochs")
 
 
 def curve_text(curve: list[dict[str, Any]] | None, points: int = 4) -> str:
@@ -133,8 +142,9 @@ def leaderboard_markdown(table: pd.DataFrame, skipped: list, results_dir: Path, 
         "and autocast precision, so runs with other epochs, data limits, networks or ablations never share a row).",
         "Accuracy and macro-F1 are mean ± sample SD over every fold and seed of a row (`Runs` counts them);",
         "`Paper %` is the number the method's paper reports (registry.yaml), `Δ vs paper` our mean minus it.",
-        "`Device` is where the run trained. `Train s`: training seconds (evaluation excluded; mean over the row's",
-        "runs); `Time to accuracy`: points of the run's curve (`--set eval_every=N`) as accuracy % @ training seconds.",
+        "`Device` is where the run trained. `Epochs`: epochs trained (a time budget stops early).",
+        "`Train s`: training seconds (evaluation excluded; mean over the row's runs); `Time to accuracy`: points",
+        "of the run's curve (`--set eval_every=N`) as accuracy % @ training seconds.",
         f"`{DIRTY_MARK.strip()}` after a setting: one or more of its runs were made from a checkout with uncommitted",
         "changes (`git.dirty` in the record), so their commit does not reproduce them exactly.",
         "",

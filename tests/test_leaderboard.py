@@ -114,4 +114,5 @@ def test_training_seconds_and_the_time_to_accuracy_curve_sit_beside_accuracy(tmp
     table = build(tmp_path, []).table
     rows = {row["Method"]: row for _, row in table.iterrows()}
     assert rows["m5"]["Train s"] == "130" and rows["m5"]["Time to accuracy"] == "50.0@60s, 62.5@130s"
+    assert rows["m5"]["Epochs"] == "2" and rows["m6"]["Epochs"] == "5"  # trained (time budget), else configured
     assert rows["m6"]["Train s"] == "42" and rows["m6"]["Time to accuracy"] == "-"
