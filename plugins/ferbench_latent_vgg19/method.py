@@ -262,7 +262,7 @@ class LatentVGG19Method(Method):
         self.train_reference = train.images
         self.timings["invert_train_s"] = time.perf_counter() - started
 
-        images = inverted["reconstructions"] if config["image_branch"] == "reconstruction" else train.images
+        images = self._branch_images(train, inverted)
         in_chans = 1 if images.ndim == 3 else 3
         image_size = int(config["image_size"] or max(train.image_size))
         self.input_spec = InputSpec.fit(images, in_chans, image_size)
@@ -365,7 +365,7 @@ class LatentVGG19Method(Method):
         faces (carved from the training data, which the networks and the regression never saw)."""
         validation = ctx.validation.restricted_to(self.classes)
         inverted = self._invert(validation.images, "inverting the validation faces")
-        images = inverted["reconstructions"] if ctx.config["image_branch"] == "reconstruction" else validation.images
+        images = self._branch_images(validation, inverted)
         with torch.no_grad():
             shifts = latent_shift(model.latent, model.standardised(inverted["w"].float())).double().numpy()
         return (validation.labels, self._image_log_probs(model.image_net, images), shifts,
@@ -518,6 +518,10 @@ class LatentVGG19Method(Method):
             np.zeros((0, generator.image_size, generator.image_size), np.uint8)
         return out
 
+    def _branch_images(self, data: Dataset, inverted: dict[str, Any]) -> np.ndarray:
+        """What the image network reads of ``data``: its faces' reconstructions G(w), or the faces."""
+        return inverted["reconstructions"] if self.config["image_branch"] == "reconstruction" else data.images
+
     def _inversion_for(self, data: Dataset) -> dict[str, Any]:
         """The inversion of ``data``'s faces, computed at the first call for these images (by content: the
         runner hands each call its own restricted copy of a split)."""
@@ -534,7 +538,7 @@ class LatentVGG19Method(Method):
         return self._classify(data, inverted, inverted["w"])
 
     def _classify(self, data: Dataset, inverted: dict[str, Any], w: torch.Tensor) -> np.ndarray:
-        images = inverted["reconstructions"] if self.config["image_branch"] == "reconstruction" else data.images
+        images = self._branch_images(data, inverted)
         return predict_latent_proba(self.classifier, images, w, self.input_spec, self.device,
                                     int(self.config["eval_batch_size"]), str(self.config["tta"]))
 
