@@ -105,6 +105,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 LATENT_TRAININGS = ("joint", "image-first", "stacked")
+# w's weight relative to the image network's in the stacked mix, as its stage diagnosis sweeps it (0: the
+# image network alone).
+WEIGHT_RATIOS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 STACK_EVIDENCE = ("out-of-fold", "validation")
 COMPONENTS = {"generator": "stylegan", "discriminator": "stylegan-discriminator", "encoder": "stylegan-encoder",
               "lens": "timm:resnet18", "classifier": "timm:vgg19_bn"}
@@ -365,11 +368,15 @@ class LatentVGG19Method(Method):
         faces (carved from the training data, which the networks and the regression never saw)."""
         validation = ctx.validation.restricted_to(self.classes)
         inverted = self._invert(validation.images, "inverting the validation faces")
-        images = self._branch_images(validation, inverted)
+        image_log_probs, shifts = self._stack_inputs(model, validation, inverted)
+        return validation.labels, image_log_probs, shifts, {"on": "validation", "faces": len(validation)}
+
+    def _stack_inputs(self, model: LatentStack, data: Dataset, inverted: dict[str, Any]):
+        """What the stacked mix weighs for ``data``'s faces: the image network's log-probabilities and w's
+        shifts (the form :func:`fit_mix` fits)."""
         with torch.no_grad():
             shifts = latent_shift(model.latent, model.standardised(inverted["w"].float())).double().numpy()
-        return (validation.labels, self._image_log_probs(model.image_net, images), shifts,
-                {"on": "validation", "faces": len(validation)})
+        return self._image_log_probs(model.image_net, self._branch_images(data, inverted)), shifts
 
     def _image_log_probs(self, image_net, images: np.ndarray) -> np.ndarray:
         probabilities = predict_proba(image_net, images, self.input_spec, self.device,
@@ -591,6 +598,10 @@ class LatentVGG19Method(Method):
           alone, so the record's accuracy minus this is what w adds at test time. Under
           ``latent_training: image-first`` or ``stacked`` this is exactly the image network trained alone:
           the no-latent baseline, measured in the same run.
+        - ``latent_weight_sweep`` (``stacked`` only): the accuracy on the test faces of
+          ``log p_image + ratio * shift(w)`` for each ratio of :data:`WEIGHT_RATIOS`, beside the fitted mix's
+          ratio: the most any weight of w could add. The best ratio is chosen on the test faces, so it bounds
+          what a better-fitted mix could reach; it is a diagnosis, never a result.
         The method's own accuracy is the record's metrics.
         """
         from sklearn.linear_model import LogisticRegression
@@ -617,6 +628,14 @@ class LatentVGG19Method(Method):
             hidden = self.classifier.latent_mean.expand(len(test), -1).cpu()
             stages["classifier_without_w"] = float((self._classify(test, inverted, hidden).argmax(1)
                                                     == test.labels).mean())
+        if isinstance(self.classifier, LatentStack) and len(test):
+            image_log_probs, shifts = self._stack_inputs(self.classifier, test, inverted)
+            image_weight, latent_weight = self.classifier.mix.tolist()
+            stages["latent_weight_sweep"] = {
+                "ratios": list(WEIGHT_RATIOS),
+                "accuracy": [float(((image_log_probs + ratio * shifts).argmax(1) == test.labels).mean())
+                             for ratio in WEIGHT_RATIOS],
+                "fitted_ratio": latent_weight / image_weight if image_weight else None}
         return stages
 
     @torch.no_grad()

@@ -60,13 +60,14 @@ def reconstruction_grid_png(path: str | Path, queries: np.ndarray, encoder_estim
 STAGE_COLUMNS = ["Method", "Dataset", "Protocol", "Split", "Folds",
                  "Image network on branch / inversion / latent dropout / training", "Generator trained on",
                  "PSNR enc / opt", "w enc %", "w opt %", "Lens real %", "Lens G(w) %", "Fréchet G / real",
-                 "Without w %", "Accuracy %", "Run"]
+                 "Without w %", "Best w weight on test %", "Accuracy %", "Run"]
 
 
 def stage_rows(records: list[dict]) -> list[list[str]]:
     """One row per run and test split of this plugin's methods: the mean ± SD over folds of every stage of
     ``extra.stages`` (what w alone, the lens on real faces and on G(w) read; the generator's Fréchet
-    distance beside the real-vs-real floor; the classifier with w hidden), the reconstruction PSNR, and the
+    distance beside the real-vs-real floor; the classifier with w hidden; for a stacked mix, its accuracy under
+    the best weight of w chosen on the test faces, a bound and not a result), the reconstruction PSNR, and the
     method's accuracy."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -87,7 +88,8 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
         first, extras = group[0], [r.get("extra") or {} for r in group]
         stages = [e.get("stages") or {} for e in extras]
         quality = [e.get("reconstruction") or {} for e in extras]
-        config, trained_on = first.get("config") or {}, ((extras[0].get("generator") or {}).get("trained_on") or {})
+        config, generator = first.get("config") or {}, extras[0].get("generator") or {}
+        trained_on, gan_steps = generator.get("trained_on") or {}, (generator.get("config") or {}).get("gan_steps")
         frechet = [s.get("generator_frechet") or {} for s in stages]
         inversion = "pixel only" if not config.get("feature_weight") else f"{config.get('invert_steps', '?')} steps"
         image_network = (first.get("components") or {}).get("classifier", "?")
@@ -100,7 +102,8 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
             combiner = f"{config.get('latent_dropout', 0):g} / {training}"
         rows.append([first["method"], first["dataset"], first["protocol"], split, str(len(group)),
                      f"{image_network} on {config.get('image_branch', '?')} / {inversion} / {combiner}",
-                     f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images)",
+                     f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images"
+                     + (f", {gan_steps} steps)" if gan_steps is not None else ")"),
                      f"{mean_sd([q.get('psnr_encoder') for q in quality], digits=1)} / "
                      f"{mean_sd([q.get('psnr_optimised') for q in quality], digits=1)}",
                      mean_sd([s.get("latent_encoder") for s in stages], 100),
@@ -110,6 +113,8 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
                      f"{mean_sd([f.get('generator') for f in frechet], digits=1)} / "
                      f"{mean_sd([f.get('real_train') for f in frechet], digits=1)}",
                      mean_sd([s.get("classifier_without_w") for s in stages], 100),
+                     mean_sd([max(s["latent_weight_sweep"]["accuracy"]) if "latent_weight_sweep" in s else None
+                              for s in stages], 100),
                      mean_sd([r["metrics"]["accuracy"] for r in group], 100), run_id])
     return rows
 

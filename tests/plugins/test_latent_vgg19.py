@@ -382,8 +382,14 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
         assert not extra["history"] and stack["image_weight"] >= 0 and stack["latent_weight"] >= 0
         assert all(0 <= a <= 1 for a in stack["held_out_accuracy"].values())
         assert {"image_net_s", "stack_s"} <= set(extra["timings"])
+        # The weight sweep's ratio 0 is the image network alone (its TTA-averaged probabilities), as
+        # classifier_without_w is when the fitted image weight is 1 or the views agree.
+        sweep = extra["stages"]["latent_weight_sweep"]
+        assert sweep["ratios"][0] == 0 and len(sweep["accuracy"]) == len(sweep["ratios"])
+        assert sweep["fitted_ratio"] == pytest.approx(stack["latent_weight"] / stack["image_weight"])
+        assert abs(sweep["accuracy"][0] - extra["stages"]["classifier_without_w"]) <= 2 / record["data"]["scored_images"]
     else:
-        assert len(extra["history"]) == 2 and "stack" not in extra
+        assert len(extra["history"]) == 2 and "stack" not in extra and "latent_weight_sweep" not in extra["stages"]
         assert {"image_net_s", "classifier_s"} <= set(extra["timings"])
     supervised = {k: record["config"][k] for k in ("epochs", "batch_size", "lr", "weight_decay",
                                                    "label_smoothing", "augment", "erasing", "drop_rate",
@@ -452,15 +458,18 @@ def test_the_stage_table_averages_each_stage_over_a_runs_folds(tmp_path):
     section = " ".join(section.split())  # tabulate pads the columns
     assert ("| latent-fer-resnet | ckplus48 | kfold | test | 2 | fer-resnet on query / 4 steps / 0.5 / joint "
             "| fer2013[train] (28709 images) | 12.0 ± 0.0 / 14.0 ± 0.0 | 50.00 ± 0.00 | 80.00 ± 14.14 "
-            "| 80.00 ± 0.00 | 70.00 ± 0.00 | 20.0 ± 0.0 / 4.0 ± 0.0 | 75.00 ± 7.07 | 85.00 ± 7.07 | r1 |") in section
+            "| 80.00 ± 0.00 | 70.00 ± 0.00 | 20.0 ± 0.0 / 4.0 ± 0.0 | 75.00 ± 7.07 | - | 85.00 ± 7.07 | r1 |") in section
     assert leaderboard_section(records[2:]) == []
     stacked = stage_record("fold-01", 0.8, 0.7)
     stacked["config"].update(latent_training="stacked", stack_folds=3)  # latent dropout does not apply
     assert "| fer-resnet on query / 4 steps / - / stacked on 3 folds |" in " ".join(
         leaderboard_section([stacked])[0].split())
     stacked["config"].update(stack_on="validation")
-    assert "| fer-resnet on query / 4 steps / - / stacked on validation |" in " ".join(
-        leaderboard_section([stacked])[0].split())
+    stacked["extra"]["generator"]["config"] = {"gan_steps": 6000}
+    stacked["extra"]["stages"]["latent_weight_sweep"] = {"ratios": [0, 0.5], "accuracy": [0.7, 0.75]}
+    row = " ".join(leaderboard_section([stacked])[0].split())
+    assert "| fer-resnet on query / 4 steps / - / stacked on validation | fer2013[train] (28709 images, 6000 steps) |" in row
+    assert "| 70.00 | 75.00 | 80.00 | r1 |" in row  # without w, the best weight of w on the test faces, the mix
 
     # The same table from the command line, read from a run folder.
     run_dir = tmp_path / "r1"
