@@ -67,8 +67,8 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
     """One row per run and test split of this plugin's methods: the mean ± SD over folds of every stage of
     ``extra.stages`` (what w alone, the lens on real faces and on G(w) read; the generator's Fréchet
     distance beside the real-vs-real floor; the classifier with w hidden; for a stacked mix, its accuracy under
-    the best weight of w chosen on the test faces, a bound and not a result), the reconstruction PSNR, and the
-    method's accuracy."""
+    the one weight of w that is best over the folds' test faces, a bound and not a result), the reconstruction
+    PSNR, and the method's accuracy."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         if r.get("method_plugin") != "latent_vgg19" or r.get("status", "ok") != "ok":
@@ -113,10 +113,19 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
                      f"{mean_sd([f.get('generator') for f in frechet], digits=1)} / "
                      f"{mean_sd([f.get('real_train') for f in frechet], digits=1)}",
                      mean_sd([s.get("classifier_without_w") for s in stages], 100),
-                     mean_sd([max(s["latent_weight_sweep"]["accuracy"]) if "latent_weight_sweep" in s else None
-                              for s in stages], 100),
+                     best_weight([s.get("latent_weight_sweep") for s in stages]),
                      mean_sd([r["metrics"]["accuracy"] for r in group], 100), run_id])
     return rows
+
+
+def best_weight(sweeps: list[dict | None]) -> str:
+    """The best mean accuracy over a run's folds of the stacked mix at one weight ratio of w for all of them
+    (chosen on the test faces: a bound, not a result), and that ratio; "-" unless every fold was swept."""
+    if not sweeps or any(s is None or s["ratios"] != sweeps[0]["ratios"] for s in sweeps):
+        return "-"
+    means = np.mean([s["accuracy"] for s in sweeps], axis=0)
+    best = int(np.argmax(means))
+    return f"{100 * means[best]:.2f} (w x {sweeps[0]['ratios'][best]:g})"
 
 
 def leaderboard_section(records: list[dict]) -> list[str]:

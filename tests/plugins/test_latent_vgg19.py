@@ -466,10 +466,15 @@ def test_the_stage_table_averages_each_stage_over_a_runs_folds(tmp_path):
         leaderboard_section([stacked])[0].split())
     stacked["config"].update(stack_on="validation")
     stacked["extra"]["generator"]["config"] = {"gan_steps": 6000}
-    stacked["extra"]["stages"]["latent_weight_sweep"] = {"ratios": [0, 0.5], "accuracy": [0.7, 0.75]}
-    row = " ".join(leaderboard_section([stacked])[0].split())
+    stacked["extra"]["stages"]["latent_weight_sweep"] = {"ratios": [0, 0.5, 1], "accuracy": [0.7, 0.75, 0.6]}
+    other = json.loads(json.dumps(stacked))
+    other["fold"], other["extra"]["stages"]["latent_weight_sweep"]["accuracy"] = "fold-02", [0.7, 0.6, 0.85]
+    row = " ".join(leaderboard_section([stacked, other])[0].split())
     assert "| fer-resnet on query / 4 steps / - / stacked on validation | fer2013[train] (28709 images, 6000 steps) |" in row
-    assert "| 70.00 | 75.00 | 80.00 | r1 |" in row  # without w, the best weight of w on the test faces, the mix
+    # Without w; the one weight of w best over both folds (not each fold's best); the mix.
+    assert "| 70.00 ± 0.00 | 72.50 (w x 1) | 80.00 ± 0.00 | r1 |" in row
+    del other["extra"]["stages"]["latent_weight_sweep"]  # a fold without a sweep: no bound
+    assert "| 70.00 ± 0.00 | - | 80.00 ± 0.00 | r1 |" in " ".join(leaderboard_section([stacked, other])[0].split())
 
     # The same table from the command line, read from a run folder.
     run_dir = tmp_path / "r1"
