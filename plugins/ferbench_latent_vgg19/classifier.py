@@ -170,6 +170,24 @@ def latent_shift(regression: nn.Linear, z: torch.Tensor) -> torch.Tensor:
     return regression(z).log_softmax(1) - regression.bias.log_softmax(0)
 
 
+def identity_directions(z: torch.Tensor, labels: np.ndarray, subjects: np.ndarray, dims: int) -> torch.Tensor:
+    """The ``dims`` directions of the standardised latents ``z`` along which the people of a training set
+    differ most once their expressions are taken out: the leading principal axes of each person's mean
+    residual (``z`` minus its class's mean), as an orthonormal ``(D, k)`` matrix, ``k = min(dims, people)``.
+
+    Projecting them out of w before its regression (nuisance attribute projection, as speaker verification
+    removes the recording channel) keeps w's regression from naming the training people, which is how w
+    failed on new people in every CK+48 subject-fold run (docs/latent-vgg19.md). It needs no label or
+    person of a test face: the directions come from the training people only."""
+    residual = z.double().clone()
+    for label in np.unique(labels):
+        residual[torch.from_numpy(labels == label)] -= residual[torch.from_numpy(labels == label)].mean(0)
+    people = np.unique(subjects)
+    offsets = torch.stack([residual[torch.from_numpy(subjects == person)].mean(0) for person in people])
+    _, _, axes = torch.linalg.svd(offsets, full_matrices=False)
+    return axes[:dims].T.float().contiguous()
+
+
 def fit_mix(labels: np.ndarray, image_log_probs: np.ndarray, latent_shifts: np.ndarray) -> tuple[float, float]:
     """The weights (each in [0, 10]) of the image network's log-probabilities and of w's shift that minimise
     the NLL of ``softmax(a * image + b * shift)`` on predictions of held-out faces."""

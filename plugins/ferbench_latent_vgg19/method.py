@@ -34,8 +34,9 @@ from ferbench.runner import epoch_line
 from ferbench.training import (SUPERVISED_DEFAULTS, TrainingSet, check_cpu_compiler, predict_proba, seed_everything,
                                train_classifier)
 
-from ferbench_latent_vgg19.classifier import (LatentCorrection, LatentStack, LatentVGG19, fit_mix, latent_shift,
-                                              predict_latent_proba, train_latent_classifier)
+from ferbench_latent_vgg19.classifier import (LatentCorrection, LatentStack, LatentVGG19, fit_mix,
+                                              identity_directions, latent_shift, predict_latent_proba,
+                                              train_latent_classifier)
 from ferbench_latent_vgg19.encoder import StyleEncoder, train_encoder
 from ferbench_latent_vgg19.inversion import FaceLens, ImageNetVGGLens, invert
 from ferbench_latent_vgg19.stylegan import StyleGenerator, resolution_plan, to_gan_range, train_gan
@@ -70,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     # regression's predictions on the run's validation split (--validation), no more networks.
     "stack_on": "out-of-fold",
     "stack_folds": 3,
+    # Stacked only: project this many identity directions of the training people out of w before its
+    # regression (ferbench_latent_vgg19.classifier.identity_directions; the data must name its people). 0: none.
+    "identity_dims": 0,
     "image_size": None,  # None: the training images' size
     "weights": None,  # a local ImageNet VGG19(-BN) file for the classifier's convolutions
     "eval_batch_size": 256,
@@ -132,7 +136,10 @@ def check_latent_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"stack_folds must be an integer of at least 2, got {folds!r}")
     if config["stack_on"] not in STACK_EVIDENCE:
         raise ConfigError(f"stack_on must be one of {', '.join(STACK_EVIDENCE)}, got {config['stack_on']!r}")
-    for key in ("gan_steps", "encoder_steps", "lens_epochs", "invert_steps"):
+    if config["identity_dims"] and config["latent_training"] != "stacked":
+        raise ConfigError(f"identity_dims shapes the stacked model's regression on w: it needs "
+                          f"latent_training=stacked, got {config['latent_training']!r}")
+    for key in ("gan_steps", "encoder_steps", "lens_epochs", "invert_steps", "identity_dims"):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
             raise ConfigError(f"{key} must be a non-negative integer, got {config[key]!r}")
     for key in ("gan_lr", "r1_gamma", "encoder_lr", "lens_lr", "invert_lr", "feature_weight", "pixel_weight"):
@@ -239,6 +246,9 @@ class LatentVGG19Method(Method):
         """Settings refused before the generator and lens train."""
         check_latent_config(ctx.config)
         _check_stack_evidence(ctx)
+        if ctx.config["identity_dims"] and (train.subjects == "").any():
+            raise ConfigError(f"identity_dims needs the people of the training faces, and {train.name} does not "
+                              "name the person of every face; use identity_dims=0")
         check_cpu_compiler(ctx.config, ctx.device)
 
     def fit(self, train: Dataset, ctx: RunContext) -> None:
@@ -324,7 +334,8 @@ class LatentVGG19Method(Method):
         model.fit_latent_scale(w)
         with torch.no_grad():
             z = model.standardised(w.float())
-        model.latent.load_state_dict(_latent_regression(z, train.labels, classes).state_dict())
+        identity = self._identity_directions(z, train.labels, train.subjects)
+        model.latent.load_state_dict(_latent_regression(z, train.labels, classes, identity).state_dict())
         started = time.perf_counter()
         if ctx.config["stack_on"] == "validation":
             labels, image_log_probs, latent_shifts, evidence = self._validation_evidence(model, ctx)
@@ -337,6 +348,10 @@ class LatentVGG19Method(Method):
         def accuracy(scores: np.ndarray) -> float:
             return float((scores.argmax(1) == labels).mean())
 
+        if identity is not None:
+            centred = z - z.mean(0)
+            evidence["identity"] = {"dims": identity.shape[1], "variance_share": float(
+                (centred @ identity).square().sum() / centred.square().sum())}
         self.stack_record = {
             **evidence, "image_weight": image_weight, "latent_weight": latent_weight,
             "held_out_accuracy": {"image": accuracy(image_log_probs), "latent": accuracy(latent_shifts),
@@ -358,10 +373,15 @@ class LatentVGG19Method(Method):
             inner, _ = self._train_image_net(images[kept], train.labels[kept], ctx, label, f"image_net_oof{k}")
             image_log_probs[held] = self._image_log_probs(inner, images[held])
             with torch.no_grad():
-                regression = _latent_regression(z[kept], train.labels[kept], classes)
+                identity = self._identity_directions(z[kept], train.labels[kept], train.subjects[kept])
+                regression = _latent_regression(z[kept], train.labels[kept], classes, identity)
                 latent_shifts[held] = latent_shift(regression, z[held]).double().numpy()
         return train.labels, image_log_probs, latent_shifts, {"on": "out-of-fold", "folds": len(splits),
                                                               "split": split}
+
+    def _identity_directions(self, z: torch.Tensor, labels: np.ndarray, subjects: np.ndarray):
+        dims = int(self.config["identity_dims"])
+        return identity_directions(z, labels, subjects, dims) if dims else None
 
     def _validation_evidence(self, model: LatentStack, ctx: RunContext):
         """Labels, the finished image network's log-probabilities and w's shifts of the run's validation
@@ -696,16 +716,22 @@ def _check_stack_evidence(ctx: RunContext) -> None:
                           "where the data names them)")
 
 
-def _latent_regression(z: torch.Tensor, labels: np.ndarray, num_classes: int) -> nn.Linear:
+def _latent_regression(z: torch.Tensor, labels: np.ndarray, num_classes: int,
+                       identity: torch.Tensor | None = None) -> nn.Linear:
     """The stacked model's classifier of w: a logistic regression (scikit-learn, C=0.1, as the
     ``latent_optimised`` stage reads w) on the standardised latents ``z``, as one linear layer over all
     ``num_classes`` (logits up to a per-face constant). A class absent from its training faces gets a logit
-    far below the rest; a two-class fit gets its softmax form."""
+    far below the rest; a two-class fit gets its softmax form. With ``identity`` directions
+    (:func:`identity_directions`) the regression reads ``z`` with them projected out, and the layer folds the
+    projection into its weights, so it reads raw ``z`` the same way."""
     from sklearn.linear_model import LogisticRegression
 
-    fit = LogisticRegression(C=0.1, max_iter=1000).fit(z.numpy(), labels)
+    def without_identity(x: torch.Tensor) -> torch.Tensor:
+        return x if identity is None else x - (x @ identity) @ identity.T
+
+    fit = LogisticRegression(C=0.1, max_iter=1000).fit(without_identity(z).numpy(), labels)
     linear = nn.Linear(z.shape[1], num_classes)
-    coef, intercept = torch.from_numpy(fit.coef_).float(), torch.from_numpy(fit.intercept_).float()
+    coef, intercept = without_identity(torch.from_numpy(fit.coef_).float()), torch.from_numpy(fit.intercept_).float()
     if len(fit.classes_) == 2:  # scikit-learn keeps one row: p(second) = sigmoid(row . z + b)
         coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros(1), intercept])
     elif len(fit.classes_) == 1:

@@ -97,7 +97,8 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
         if training == "stacked":  # nothing trains on w jointly, so latent dropout does not apply
             folds = f"{config.get('stack_folds', '?')} folds"
             fitted_on = "validation" if config.get("stack_on") == "validation" else folds
-            combiner = f"- / stacked on {fitted_on}"
+            identity = config.get("identity_dims") or 0
+            combiner = f"- / stacked on {fitted_on}" + (f", {identity} identity directions out of w" if identity else "")
         else:
             combiner = f"{config.get('latent_dropout', 0):g} / {training}"
         rows.append([first["method"], first["dataset"], first["protocol"], split, str(len(group)),

@@ -349,10 +349,31 @@ def test_the_stacked_mix_follows_the_out_of_fold_evidence_and_hidden_w_leaves_th
         assert not torch.allclose(model(x, torch.randn(8, 16) * 3 + 5), hidden)
 
 
-@pytest.mark.parametrize("latent_training, stack_on, validation", [
-    ("image-first", "out-of-fold", None), ("stacked", "out-of-fold", None), ("stacked", "validation", 0.25)])
+def test_identity_directions_find_who_the_face_is_and_the_regression_no_longer_reads_it():
+    from ferbench_latent_vgg19.classifier import identity_directions
+    from ferbench_latent_vgg19.method import _latent_regression
+
+    rng = np.random.default_rng(0)
+    people, labels = rng.integers(0, 20, 400), rng.integers(0, 3, 400)
+    # Dimension 0 carries the expression, dimension 1 the person (widely), the rest noise.
+    z = rng.normal(size=(400, 8)) * 0.3
+    z[:, 0] += labels * 1.0
+    z[:, 1] += rng.normal(size=20)[people] * 3
+    z = torch.from_numpy(z).float()
+    subjects = np.array([f"p{k}" for k in people])
+    axes = identity_directions(z, labels, subjects, 1)
+    assert axes.shape == (8, 1) and abs(float(axes[1, 0])) > 0.99  # the person's direction, not the label's
+    assert identity_directions(z, labels, subjects, 50).shape == (8, 8)  # at most D (here < people) axes
+    regression = _latent_regression(z, labels, 3, axes)
+    assert torch.allclose(regression.weight @ axes, torch.zeros(3, 1), atol=1e-5)  # blind to the person ...
+    assert (regression(z).argmax(1).numpy() == labels).mean() > 0.9  # ... and still reads the expression
+
+
+@pytest.mark.parametrize("latent_training, stack_on, validation, identity_dims", [
+    ("image-first", "out-of-fold", None, 0), ("stacked", "out-of-fold", None, 0),
+    ("stacked", "validation", 0.25, 0), ("stacked", "out-of-fold", None, 2)])
 def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_path, monkeypatch, latent_training,
-                                                                   stack_on, validation):
+                                                                   stack_on, validation, identity_dims):
     """With w hidden the image-first and the stacked model are the image network trained exactly as
     ``--method`` trains it alone (same seed, same recipe, same validation split carved off): its accuracy
     is the baseline run's, whatever the faces the stacked mix is fitted on."""
@@ -364,7 +385,8 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
     monkeypatch.setattr(LatentVGG19Method, "_train_image_net",
                         lambda self, *a, **k: trained.append(a[3]) or train_image_net(self, *a, **k))
     config = {**TINY_RUN, "image_branch": "query", "tta": "flip", "epochs": 2, "latent_epochs": 2,
-              "latent_training": latent_training, "latent_dropout": 0.5, "stack_folds": 2, "stack_on": stack_on}
+              "latent_training": latent_training, "latent_dropout": 0.5, "stack_folds": 2, "stack_on": stack_on,
+              "identity_dims": identity_dims}
     (record,) = tiny_latent_run(zoo, tmp_path / "latent", method="latent-fer-resnet", config=config,
                                 components={"classifier": "fer-resnet-s", "lens": "fer-resnet-s"},
                                 validation=validation)
@@ -380,6 +402,10 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
             assert stack == {**stack, "on": "out-of-fold", "folds": 2, "split": "people"}
             assert trained == ["image network", "out-of-fold image network 1/2", "out-of-fold image network 2/2"]
         assert not extra["history"] and stack["image_weight"] >= 0 and stack["latent_weight"] >= 0
+        if identity_dims:  # the squares name 4 people, 2 of them removable as directions of w
+            assert stack["identity"]["dims"] == 2 and 0 < stack["identity"]["variance_share"] < 1
+        else:
+            assert "identity" not in stack
         assert all(0 <= a <= 1 for a in stack["held_out_accuracy"].values())
         assert {"image_net_s", "stack_s"} <= set(extra["timings"])
         # The weight sweep's ratio 0 is the image network alone (its TTA-averaged probabilities), as
@@ -409,6 +435,8 @@ def test_image_first_measures_the_no_latent_baseline_inside_the_run(zoo, tmp_pat
     ({"stack_folds": 1}, "stack_folds"),
     ({"stack_on": "test"}, "stack_on"),
     ({"latent_training": "stacked", "stack_on": "validation"}, "--validation"),
+    ({"identity_dims": -1}, "identity_dims"),
+    ({"identity_dims": 4}, "latent_training=stacked"),
     ({"gan_image_size": 50}, "gan_image_size"),
     ({"feature_weight": 0, "pixel_weight": 0}, "both 0"),
     ({"gan_checkpoint": "/nonexistent"}, "gan_checkpoint"),
@@ -418,6 +446,18 @@ def test_bad_hyperparameters_fail_before_training(zoo, tmp_path, monkeypatch, ov
     with pytest.raises(ConfigError, match=message):
         tiny_latent_run(zoo, tmp_path, config={**TINY_RUN, **override})
     assert not (tmp_path / "cache").exists()
+
+
+def test_identity_directions_need_the_people_of_the_training_faces(squares):
+    from ferbench.interfaces import RunContext
+    from ferbench_latent_vgg19.method import DEFAULTS, LatentVGG19Method
+
+    nameless = squares()
+    nameless.subjects[:] = ""
+    ctx = RunContext(config={**DEFAULTS, "latent_training": "stacked", "identity_dims": 4}, components={}, seed=0,
+                     device=torch.device("cpu"), out_dir=Path("."), build=None, track=None, epoch_end=None)
+    with pytest.raises(ConfigError, match="identity_dims=0"):
+        LatentVGG19Method().check(nameless, ctx)
 
 
 def test_compile_on_a_cpu_without_a_compiler_is_refused_before_the_generator_trains(zoo, tmp_path, monkeypatch,
@@ -473,6 +513,9 @@ def test_the_stage_table_averages_each_stage_over_a_runs_folds(tmp_path):
     assert "| fer-resnet on query / 4 steps / - / stacked on validation | fer2013[train] (28709 images, 6000 steps) |" in row
     # Without w; the one weight of w best over both folds (not each fold's best); the mix.
     assert "| 70.00 ± 0.00 | 72.50 (w x 1) | 80.00 ± 0.00 | r1 |" in row
+    stacked["config"].update(identity_dims=32)
+    assert "| fer-resnet on query / 4 steps / - / stacked on validation, 32 identity directions out of w |" in " ".join(
+        leaderboard_section([stacked])[0].split())
     del other["extra"]["stages"]["latent_weight_sweep"]  # a fold without a sweep: no bound
     assert "| 70.00 ± 0.00 | - | 80.00 ± 0.00 | r1 |" in " ".join(leaderboard_section([stacked, other])[0].split())
 
