@@ -173,7 +173,7 @@ def latent_shift(regression: nn.Linear, z: torch.Tensor) -> torch.Tensor:
 def identity_directions(z: torch.Tensor, labels: np.ndarray, subjects: np.ndarray, dims: int) -> torch.Tensor:
     """The ``dims`` directions of the standardised latents ``z`` along which the people of a training set
     differ most once their expressions are taken out: the leading principal axes of each person's mean
-    residual (``z`` minus its class's mean), as an orthonormal ``(D, k)`` matrix, ``k = min(dims, people)``.
+    residual (``z`` minus its class's mean), as an orthonormal ``(D, k)`` matrix, ``k = min(dims, people, D)``.
 
     Projecting them out of w before its regression (nuisance attribute projection, as speaker verification
     removes the recording channel) keeps w's regression from naming the training people, which is how w
@@ -181,7 +181,8 @@ def identity_directions(z: torch.Tensor, labels: np.ndarray, subjects: np.ndarra
     person of a test face: the directions come from the training people only."""
     residual = z.double().clone()
     for label in np.unique(labels):
-        residual[torch.from_numpy(labels == label)] -= residual[torch.from_numpy(labels == label)].mean(0)
+        same_class = torch.from_numpy(labels == label)
+        residual[same_class] -= residual[same_class].mean(0)
     people = np.unique(subjects)
     offsets = torch.stack([residual[torch.from_numpy(subjects == person)].mean(0) for person in people])
     _, _, axes = torch.linalg.svd(offsets, full_matrices=False)
