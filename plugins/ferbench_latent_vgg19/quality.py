@@ -94,13 +94,13 @@ def stage_rows(records: list[dict]) -> list[list[str]]:
         inversion = "pixel only" if not config.get("feature_weight") else f"{config.get('invert_steps', '?')} steps"
         image_network = (first.get("components") or {}).get("classifier", "?")
         training = config.get("latent_training", "joint")
-        if training == "stacked":  # nothing trains on w jointly, so latent dropout does not apply
-            folds = f"{config.get('stack_folds', '?')} folds"
-            fitted_on = "validation" if config.get("stack_on") == "validation" else folds
-            identity = config.get("identity_dims") or 0
-            combiner = f"- / stacked on {fitted_on}" + (f", {identity} identity directions out of w" if identity else "")
-        else:
-            combiner = f"{config.get('latent_dropout', 0):g} / {training}"
+        # Stacking trains nothing on w jointly, so latent dropout does not apply: where its mix is fitted does.
+        stacked_on = ("validation" if config.get("stack_on") == "validation"
+                      else f"{config.get('stack_folds', '?')} folds")
+        if config.get("identity_dims"):
+            stacked_on += f", {config['identity_dims']} identity directions out of w"
+        combiner = (f"- / stacked on {stacked_on}" if training == "stacked"
+                    else f"{config.get('latent_dropout', 0):g} / {training}")
         rows.append([first["method"], first["dataset"], first["protocol"], split, str(len(group)),
                      f"{image_network} on {config.get('image_branch', '?')} / {inversion} / {combiner}",
                      f"{trained_on.get('dataset', '?')} ({trained_on.get('images', '?')} images"
